@@ -1,0 +1,1 @@
+"""YAML configs shipped with robotrl (robots, tasks); loaded through robotrl.config."""

@@ -1,0 +1,139 @@
+"""Safety filters: every command, sim or real, passes through one before it reaches a device.
+
+A filter clips what can be clipped, replaces what cannot (non-finite numbers, leaving the geofence) with the
+device's safe command, and reports each violation kind so constrained learners get a cost signal
+(``info["cost"]``, ``info["violations"]``) and operators get a logged reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from robotrl.config import StrictModel
+from robotrl.geometry import quat_to_matrix
+from robotrl.interfaces import ArmCommand, ArmState, QuadCommand, QuadState
+
+Vec3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class SafetyReport:
+    violations: tuple[str, ...] = ()
+
+    @property
+    def cost(self) -> float:
+        """1 when any limit was hit this step: the per-step cost of a constrained MDP."""
+        return float(bool(self.violations))
+
+
+class _BoxConfig(StrictModel):
+    @model_validator(mode="after")
+    def _ordered(self):
+        lo, hi = np.asarray(self.box_min), np.asarray(self.box_max)
+        if np.any(lo >= hi):
+            raise ValueError(f"box_min {self.box_min} must be below box_max {self.box_max} on every axis")
+        return self
+
+
+class ArmSafetyConfig(_BoxConfig):
+    box_min: Vec3 = (0.25, -0.35, 0.005)  # end-effector workspace (m, robot base frame)
+    box_max: Vec3 = (0.75, 0.35, 0.45)
+    max_speed: float = Field(0.8, gt=0)  # m/s of the end-effector target
+    max_rotation_speed: float = Field(1.5, gt=0)  # rad/s of the end-effector target
+
+
+class ArmSafetyFilter:
+    """Workspace box, target speed limit and finite-number check for end-effector commands."""
+
+    def __init__(self, config: ArmSafetyConfig):
+        self.config = config
+        self._lo, self._hi = np.asarray(config.box_min), np.asarray(config.box_max)
+
+    def filter(self, cmd: ArmCommand, state: ArmState, target_pos: np.ndarray, dt: float) -> tuple[ArmCommand, SafetyReport]:
+        """``target_pos`` is the controller's current target; ``dt`` the control period."""
+        violations: list[str] = []
+        fields = [cmd.ee_pos, cmd.ee_quat, cmd.ee_rotvec, cmd.q, cmd.gripper]
+        if not all(f is None or np.all(np.isfinite(f)) for f in fields):
+            return ArmCommand("ee_target", ee_pos=state.ee_pos, ee_quat=state.ee_quat), SafetyReport(("nonfinite",))
+        if cmd.mode == "joint":
+            return cmd, SafetyReport()  # joint limits are enforced by the servo's range on every robot
+        if cmd.mode == "ee_delta":
+            delta = np.zeros(3) if cmd.ee_pos is None else np.asarray(cmd.ee_pos, float)
+            goal = target_pos + delta
+        else:
+            goal = target_pos if cmd.ee_pos is None else np.asarray(cmd.ee_pos, float)
+        step = goal - target_pos
+        max_step = self.config.max_speed * dt
+        if np.linalg.norm(step) > max_step * (1 + 1e-9):
+            step *= max_step / np.linalg.norm(step)
+            violations.append("speed")
+        goal = target_pos + step
+        clipped = np.clip(goal, self._lo, self._hi)
+        if np.any(clipped != goal):
+            violations.append("workspace")
+        rotvec = cmd.ee_rotvec
+        if rotvec is not None:
+            angle, max_angle = float(np.linalg.norm(rotvec)), self.config.max_rotation_speed * dt
+            if angle > max_angle:
+                rotvec = np.asarray(rotvec) * (max_angle / angle)
+                violations.append("rotation_speed")
+        gripper = cmd.gripper
+        if gripper is not None and not 0.0 <= gripper <= 1.0:
+            gripper = float(np.clip(gripper, 0.0, 1.0))
+            violations.append("gripper_range")
+        safe = replace(cmd, ee_pos=clipped if cmd.mode == "ee_target" else clipped - target_pos, ee_rotvec=rotvec, gripper=gripper)
+        return safe, SafetyReport(tuple(violations))
+
+
+class QuadSafetyConfig(_BoxConfig):
+    box_min: Vec3 = (-2.0, -2.0, 0.0)  # geofence (m, world frame)
+    box_max: Vec3 = (2.0, 2.0, 2.5)
+    max_body_rate: float = Field(6.0, gt=0)  # rad/s per axis
+    max_tilt: float = Field(0.9, gt=0, lt=1.57)  # rad; beyond it the filter levels the vehicle
+    max_speed: float = Field(3.0, gt=0)  # m/s for velocity commands
+    min_thrust_fraction: float = Field(0.0, ge=0, lt=1)  # of max thrust; >0 keeps rotors spinning in flight
+
+
+class QuadSafetyFilter:
+    """Geofence with a backup policy (hold the nearest point inside the fence), tilt and rate limits, thrust
+    bounds, speed limit, finite-number check."""
+
+    def __init__(self, config: QuadSafetyConfig, max_thrust: float):
+        self.config, self.max_thrust = config, max_thrust
+        self._lo, self._hi = np.asarray(config.box_min), np.asarray(config.box_max)
+
+    def filter(self, cmd: QuadCommand, state: QuadState) -> tuple[QuadCommand, SafetyReport]:
+        c = self.config
+        hold = QuadCommand("position", position=np.clip(state.pos, self._lo, self._hi), yaw=0.0)
+        values = [cmd.thrust, cmd.body_rates, cmd.velocity, cmd.position, cmd.yaw, cmd.yaw_rate]
+        if not all(v is None or np.all(np.isfinite(v)) for v in values):
+            return hold, SafetyReport(("nonfinite",))
+        if np.any(state.pos < self._lo) or np.any(state.pos > self._hi):
+            return hold, SafetyReport(("geofence",))
+        violations: list[str] = []
+        if cmd.mode == "ctbr":
+            thrust = float(np.clip(cmd.thrust, c.min_thrust_fraction * self.max_thrust, self.max_thrust))
+            if thrust != cmd.thrust:
+                violations.append("thrust")
+            rates = np.clip(cmd.body_rates, -c.max_body_rate, c.max_body_rate)
+            if np.any(rates != cmd.body_rates):
+                violations.append("body_rate")
+            tilt = float(np.arccos(np.clip(quat_to_matrix(state.quat)[2, 2], -1.0, 1.0)))
+            if tilt > c.max_tilt:
+                # Backup: keep the altitude-holding thrust and rotate back toward level.
+                return hold, SafetyReport((*violations, "tilt"))
+            return replace(cmd, thrust=thrust, body_rates=rates), SafetyReport(tuple(violations))
+        if cmd.mode == "velocity":
+            v = np.asarray(cmd.velocity, float)
+            speed = float(np.linalg.norm(v))
+            if speed > c.max_speed:
+                v = v * (c.max_speed / speed)
+                violations.append("speed")
+            return replace(cmd, velocity=v), SafetyReport(tuple(violations))
+        target = np.clip(cmd.position, self._lo, self._hi)
+        if np.any(target != cmd.position):
+            violations.append("geofence")
+        return replace(cmd, position=target), SafetyReport(tuple(violations))
