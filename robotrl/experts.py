@@ -75,3 +75,18 @@ class PegInsertExpert:
         lateral = np.linalg.norm(off[:2])
         dz = 0.015 - off[2] if lateral > 0.003 else -0.02  # hover 1.5 cm above the rim until aligned
         return _toward(np.array([-off[0], -off[1], dz]), self.scale, 1.2).astype(np.float32)
+
+
+def make_expert(env: gym.Env) -> Policy:
+    """The scripted expert of a registered robotrl task."""
+    env_id = env.spec.id if env.spec else ""
+    if env_id not in EXPERTS:
+        raise ValueError(f"no scripted expert for env {env_id!r}; experts exist for: {', '.join(EXPERTS)}")
+    return EXPERTS[env_id](env)
+
+
+EXPERTS: dict[str, type] = {
+    "robotrl/ArmReach-v0": ReachExpert,
+    "robotrl/ArmPickCube-v0": PickCubeExpert,
+    "robotrl/ArmPegInsert-v0": PegInsertExpert,
+}

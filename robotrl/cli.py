@@ -1,0 +1,130 @@
+"""The robotrl command line: `robotrl --help`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EPILOG = "Examples:\n  robotrl envs\n  robotrl rollout --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --video pick.mp4"
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from robotrl import ENVS
+
+    for env_id in ENVS:
+        env = gym.make(env_id)
+        u = env.unwrapped
+        doc = (type(u).__doc__ or "").strip().splitlines()[0]
+        print(f"{env_id:28s} action {u.action_space.shape[0]}-D at {u.config.control_hz:g} Hz, "
+              f"{u.max_episode_steps} steps  {doc}")
+        env.close()
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    from tqdm import tqdm
+
+    from robotrl.experts import make_expert
+
+    overrides = {}
+    if args.cameras:
+        overrides["cameras"] = args.cameras.split(",")
+    env = gym.make(args.env, config=args.config, render_mode="rgb_array" if (args.video or args.frames) else None, **overrides)
+    policy = make_expert(env) if args.policy == "scripted" else None
+    video: list[np.ndarray] = []
+    frames_dir = Path(args.frames) if args.frames else None
+    if frames_dir:
+        frames_dir.mkdir(parents=True, exist_ok=True)
+    successes, returns, costs = [], [], []
+    bar = tqdm(range(args.episodes), desc=f"{args.policy} on {args.env}", unit="ep", disable=args.quiet)
+    for ep in bar:
+        obs, info = env.reset(seed=args.seed + ep)
+        if policy is not None:
+            policy.reset()
+        done, ret, cost, step = False, 0.0, 0.0, 0
+        while not done:
+            action = policy(obs) if policy is not None else env.action_space.sample()
+            obs, reward, terminated, truncated, info = env.step(action)
+            done, ret, cost, step = terminated or truncated, ret + reward, cost + info["cost"], step + 1
+            if args.video and ep < args.video_episodes:
+                video.append(env.render())
+            if frames_dir and ep < args.video_episodes:
+                _save_frames(frames_dir, ep, step, env.render(), obs)
+        successes.append(info["success"])
+        returns.append(ret)
+        costs.append(cost)
+        bar.set_postfix(success=f"{np.mean(successes):.0%}")
+    env.close()
+    if args.video:
+        import imageio.v3 as iio
+
+        iio.imwrite(args.video, np.stack(video), fps=env.unwrapped.config.control_hz * args.video_speed)
+        print(f"video: {args.video} ({len(video)} frames)")
+    if frames_dir:
+        print(f"frames: {frames_dir}/")
+    print(f"env {args.env}  policy {args.policy}  episodes {args.episodes}")
+    print(f"mean return {np.mean(returns):.3f}  mean safety cost {np.mean(costs):.2f}")
+    print(f"success rate {np.mean(successes):.2%}")
+    return 0
+
+
+def _save_frames(folder: Path, ep: int, step: int, render: np.ndarray, obs: dict) -> None:
+    import imageio.v3 as iio
+
+    iio.imwrite(folder / f"ep{ep:03d}_step{step:04d}_render.png", render)
+    for key, value in obs.items():
+        if key.startswith("images/"):
+            iio.imwrite(folder / f"ep{ep:03d}_step{step:04d}_{key.split('/', 1)[1]}.png", value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robotrl",
+        description="robotrl: robot learning on a MuJoCo twin and real robots through one interface.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("envs", help="list the registered tasks", description="List every robotrl/<Task>-v0 env with its action size, rate and episode length.")
+    p.set_defaults(fn=cmd_envs)
+
+    p = sub.add_parser(
+        "rollout", help="run a policy in the twin and print its success rate",
+        description="Run episodes of a task with a scripted expert or random actions; print the success rate, "
+        "optionally save a video or PNG frames of the cameras.",
+    )
+    p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0 (see `robotrl envs`)")
+    p.add_argument("--policy", choices=["scripted", "random"], default="scripted", help="scripted expert or uniform random actions (default: scripted)")
+    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i (default: 0)")
+    p.add_argument("--config", help="YAML file overriding the task's config (see configs/tasks/)")
+    p.add_argument("--cameras", help="comma-separated cameras to add as image observations, e.g. front,wrist")
+    p.add_argument("--video", help="write a video of the first episodes here (.mp4 or .gif)")
+    p.add_argument("--video-episodes", type=int, default=3, help="episodes recorded to --video/--frames (default: 3)")
+    p.add_argument("--video-speed", type=float, default=1.0, help="playback speed factor of the video (default: 1)")
+    p.add_argument("--frames", help="write PNG frames (render + every camera) of the first episodes to this folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_rollout)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from robotrl.config import ConfigError
+
+    try:
+        return args.fn(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"robotrl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,476 @@
+"""QuadTwin: the Quadrotor interface on a MuJoCo quadrotor generated from a QuadParams config.
+
+Model (see ``quad_mjcf``): one rigid body on three world-frame slide joints plus a ball joint, so the
+linear drag is the slide joints' damping (computed inside mj_step) and does not damp rotation. Each rotor is a
+``general`` actuator on a site: thrust along body z plus the reaction yaw torque km/kf * thrust, with a
+first-order motor lag on the thrust (MuJoCo ``filter`` dynamics: the actuator activation is the rotor thrust).
+
+Control (``QuadTwin``): a CTBR inner loop (body-rate P(I) + mixer) runs as a TwinWorld controller at
+``rate_loop_hz``; velocity / position / land commands are turned into CTBR by a cascaded outer loop in the
+same callback (acceleration -> thrust vector -> attitude -> body rates). The callback is plain float math on
+cached numpy views: it runs hundreds of times per sim-second and must cost about as much as one mj_step.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import mujoco
+import numpy as np
+from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
+
+from robotrl.config import StrictModel, configs_dir, load_config
+from robotrl.geometry import wxyz_from_xyzw, xyzw_from_wxyz
+from robotrl.interfaces import QuadCommand, QuadState
+from robotrl.sim.world import TwinWorld
+
+GRAVITY = 9.81
+Vec3 = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+
+# Rotor layout of the X configuration, body FLU: (x sign, y sign, spin). spin +1 = clockwise seen from above,
+# whose reaction torque on the body is +z (yaw left); diagonal rotors share a spin direction.
+ROTORS = ((1, 1, 1), (-1, 1, -1), (-1, -1, 1), (1, -1, -1))  # front-left, back-left, back-right, front-right
+
+_IDLE, _CTBR, _VELOCITY, _POSITION, _LAND = range(5)
+_MODES = {"ctbr": _CTBR, "velocity": _VELOCITY, "position": _POSITION}
+
+
+class QuadParams(StrictModel):
+    """Physical parameters and controller gains of one quadrotor (configs/robots/<name>.yaml)."""
+
+    name: str
+    mass: PositiveFloat  # kg
+    inertia: Vec3  # diagonal, kg m^2, body FLU
+    arm_length: PositiveFloat  # m, centre to each rotor axis (X configuration: rotors on the diagonals)
+    thrust_coefficient: PositiveFloat  # kf: rotor thrust = kf * w^2, N/(rad/s)^2
+    torque_coefficient: PositiveFloat  # km: rotor drag torque = km * w^2, N m/(rad/s)^2
+    max_rotor_speed: PositiveFloat  # rad/s
+    motor_time_constant: PositiveFloat  # s, first-order lag of rotor thrust
+    linear_drag: NonNegativeFloat = 0.0  # N s/m, world-frame drag force = -linear_drag * velocity
+    physics_dt: float = Field(0.002, gt=0, le=0.01)  # s, MuJoCo timestep
+    rate_loop_hz: float = Field(500.0, ge=100, le=2000)  # CTBR inner loop rate (a multiple of physics_dt)
+    rate_kp: Vec3  # 1/s: commanded angular acceleration per rad/s of rate error (scaled by inertia -> torque)
+    rate_ki: tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat] = (0.0, 0.0, 0.0)  # 1/s^2
+    max_body_rate: PositiveFloat  # rad/s, per axis, applied to every command
+    kp_att: PositiveFloat  # 1/s, tilt error -> roll/pitch rate
+    kp_yaw: PositiveFloat  # 1/s, yaw error -> yaw rate (position mode)
+    kp_pos: PositiveFloat  # 1/s, position error -> velocity
+    kp_vel: PositiveFloat  # 1/s, velocity error -> acceleration
+    max_tilt: float = Field(gt=0, lt=math.pi / 2)  # rad, of the thrust vector in velocity / position modes
+    max_speed: PositiveFloat  # m/s, of the velocity setpoint in velocity / position modes
+    land_speed: PositiveFloat = 0.5  # m/s, descent speed of land()
+
+    @model_validator(mode="after")
+    def _check(self) -> "QuadParams":
+        ratio = 1.0 / (self.rate_loop_hz * self.physics_dt)
+        if ratio < 1.0 - 1e-6 or abs(ratio - round(ratio)) > 1e-6:
+            raise ValueError(
+                f"rate_loop_hz={self.rate_loop_hz} must be the physics rate 1/physics_dt={1 / self.physics_dt:g} "
+                "divided by a whole number"
+            )
+        if self.motor_time_constant < self.physics_dt:
+            raise ValueError("motor_time_constant must be >= physics_dt (the motor filter is integrated explicitly)")
+        if self.max_thrust <= 1.05 * self.hover_thrust:
+            raise ValueError(
+                f"thrust-to-weight {self.max_thrust / self.hover_thrust:.2f} is too low to fly: raise "
+                "max_rotor_speed or thrust_coefficient"
+            )
+        return self
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, overrides: dict | None = None) -> "QuadParams":
+        """Load ``configs/robots/<name>.yaml`` or a YAML path, then apply ``overrides`` (key -> value)."""
+        path = Path(name_or_path)
+        if path.suffix not in (".yaml", ".yml") and not path.is_file():
+            path = configs_dir() / "robots" / f"{name_or_path}.yaml"
+        return load_config(cls, path, overrides)
+
+    @property
+    def hover_thrust(self) -> float:
+        return self.mass * GRAVITY
+
+    @property
+    def max_rotor_thrust(self) -> float:
+        return self.thrust_coefficient * self.max_rotor_speed**2
+
+    @property
+    def max_thrust(self) -> float:
+        return 4 * self.max_rotor_thrust
+
+    @property
+    def yaw_moment_ratio(self) -> float:
+        """Reaction yaw torque per newton of thrust (m): km / kf."""
+        return self.torque_coefficient / self.thrust_coefficient
+
+    @property
+    def control_every_n_steps(self) -> int:
+        return max(1, round(1.0 / (self.rate_loop_hz * self.physics_dt)))
+
+    def rotor_positions(self) -> np.ndarray:
+        """(4, 2) rotor x, y in the body frame, in ``ROTORS`` order."""
+        a = self.arm_length / math.sqrt(2)
+        return np.array([[sx * a, sy * a] for sx, sy, _ in ROTORS])
+
+    def mixer(self) -> np.ndarray:
+        """(4, 4) map from (collective thrust, torque x, y, z) to the four rotor thrusts."""
+        xy = self.rotor_positions()
+        c = self.yaw_moment_ratio
+        wrench = np.array([[1.0] * 4, xy[:, 1], -xy[:, 0], [spin * c for _, _, spin in ROTORS]])
+        return np.linalg.inv(wrench)
+
+    def rest_height(self) -> float:
+        """Height of the body origin (centre of mass) when the quad stands on the floor."""
+        return _body_half_height(self.arm_length)
+
+
+def _body_half_height(arm: float) -> float:
+    return 0.12 * arm
+
+
+def _fmt(*values: float) -> str:
+    return " ".join(f"{v:.9g}" for v in values)
+
+
+def _look_at(eye: Sequence[float], target: Sequence[float]) -> str:
+    """MJCF ``xyaxes`` of a camera at ``eye`` looking at ``target`` with world z up."""
+    fwd = np.asarray(target, float) - np.asarray(eye, float)
+    fwd /= np.linalg.norm(fwd)
+    right = np.cross(fwd, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    return _fmt(*right, *np.cross(right, fwd))
+
+
+def quad_mjcf(params: QuadParams, extra_worldbody: str = "") -> str:
+    """MJCF of a floor, a light, cameras ("world" fixed, "chase" following) and the quadrotor "quad".
+
+    The body moves on slide joints x, y, z (world axes, ``damping`` = linear drag, so drag is computed inside
+    mj_step) and a ball joint for orientation: a free joint's damping would also damp the rotation. The z slide
+    has ``ref`` = rest height, so qpos x, y, z are the world position and a reset stands the quad on the floor.
+    Rotors: ``general`` actuators on sites, gear (0, 0, 1, 0, 0, +-km/kf) = thrust along body z and the
+    reaction yaw torque; ``filter`` dynamics = first-order motor lag with the motor time constant, applied to
+    the thrust (the activation is the rotor thrust, N); ctrlrange [0, kf wmax^2] is the rotor-speed limit.
+    ``extra_worldbody`` (e.g. target markers) is inserted at the end of the worldbody.
+    """
+    p = params
+    L = p.arm_length
+    hz = _body_half_height(L)
+    z0 = p.rest_height()
+    a = L / math.sqrt(2)
+    c = p.yaw_moment_ratio
+    rotor_r, rotor_z = 0.45 * L, hz + 0.02 * L
+    arms, rotors, sites, acts = [], [], [], []
+    for i, (sx, sy, spin) in enumerate(ROTORS):
+        x, y = sx * a, sy * a
+        arms.append(f'<geom name="arm{i}" type="capsule" fromto="0 0 0 {_fmt(x, y)} 0" size="{0.06 * L:.6g}"/>')
+        color = "0.85 0.2 0.2 0.6" if sx > 0 else "0.2 0.2 0.2 0.6"  # red props at the front
+        rotors.append(
+            f'<geom name="rotor{i}" class="visual" type="cylinder" pos="{_fmt(x, y, rotor_z)}" '
+            f'size="{_fmt(rotor_r, 0.02 * L)}" rgba="{color}"/>'
+        )
+        sites.append(f'<site name="rotor{i}" pos="{_fmt(x, y, rotor_z)}" size="{0.05 * L:.6g}"/>')
+        acts.append(
+            f'<general name="rotor{i}" site="rotor{i}" gear="0 0 1 0 0 {spin * c:.9g}" dyntype="filter" '
+            f'dynprm="{p.motor_time_constant:.9g}" gainprm="1" ctrlrange="0 {p.max_rotor_thrust:.9g}"/>'
+        )
+    chase = (-12 * L, 0.0, 5 * L)
+    nl = "\n      "
+    return f"""<mujoco model="quad_{p.name}">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{p.physics_dt:.9g}" integrator="implicitfast" gravity="0 0 {-GRAVITY}"/>
+  <visual>
+    <quality shadowsize="0"/>
+    <headlight ambient="0.4 0.4 0.4" diffuse="0.5 0.5 0.5" specular="0 0 0"/>
+    <global offwidth="640" offheight="480"/>
+  </visual>
+  <default>
+    <default class="visual"><geom contype="0" conaffinity="0" group="1" density="0"/></default>
+  </default>
+  <asset>
+    <texture name="grid" type="2d" builtin="checker" rgb1="0.35 0.45 0.35" rgb2="0.3 0.4 0.3" width="256" height="256"/>
+    <material name="floor" texture="grid" texrepeat="1 1" texuniform="true" reflectance="0"/>
+  </asset>
+  <worldbody>
+    <light name="sun" pos="0 0 6" dir="0 0 -1" directional="true" castshadow="false"/>
+    <geom name="floor" type="plane" size="0 0 0.05" material="floor"/>
+    <camera name="world" pos="3 -3 2.5" xyaxes="{_look_at((3, -3, 2.5), (0, 0, 1))}" fovy="50"/>
+    <body name="quad" pos="0 0 {z0:.9g}">
+      <joint name="x" type="slide" axis="1 0 0" damping="{p.linear_drag:.9g}"/>
+      <joint name="y" type="slide" axis="0 1 0" damping="{p.linear_drag:.9g}"/>
+      <joint name="z" type="slide" axis="0 0 1" damping="{p.linear_drag:.9g}" ref="{z0:.9g}"/>
+      <joint name="rot" type="ball"/>
+      <inertial pos="0 0 0" mass="{p.mass:.9g}" diaginertia="{_fmt(*p.inertia)}"/>
+      <camera name="chase" mode="trackcom" pos="{_fmt(*chase)}" xyaxes="{_look_at(chase, (0, 0, 0))}" fovy="60"/>
+      <geom name="hull" type="box" size="{_fmt(0.35 * L, 0.25 * L, hz)}" rgba="0.15 0.15 0.18 1" density="0"/>
+      {nl.join(arms)}
+      {nl.join(rotors)}
+      {nl.join(sites)}
+    </body>
+    {extra_worldbody}
+  </worldbody>
+  <actuator>
+    {(nl[:-2]).join(acts)}
+  </actuator>
+</mujoco>
+"""
+
+
+class QuadTwin:
+    """Quadrotor on a TwinWorld: CTBR rate loop + cascaded velocity/position control as a world controller.
+
+    ``command`` only stores setpoints; the physics (and the controllers) advance when the owner calls
+    ``world.advance``. Disarmed, every rotor command is 0 (the rotors spin down through the motor lag).
+    """
+
+    def __init__(self, params: QuadParams | str, extra_worldbody: str = "", world: TwinWorld | None = None):
+        self.params = p = params if isinstance(params, QuadParams) else QuadParams.load(params)
+        if world is None:
+            world = TwinWorld(mujoco.MjModel.from_xml_string(quad_mjcf(p, extra_worldbody)))
+        self.world = world
+        self.mass = p.mass
+        m, d = world.model, world.data
+        qadr = m.jnt_qposadr[m.joint("x").id]
+        dadr = m.jnt_dofadr[m.joint("x").id]
+        acts = [m.actuator(f"rotor{i}").id for i in range(4)]
+        if acts != list(range(acts[0], acts[0] + 4)) or m.actuator_actadr[acts[0]] < 0:
+            raise ValueError("the four rotor actuators must be consecutive and have filter dynamics")
+        # Cached views into MjData: mj_resetData does not reallocate, so they stay valid across resets.
+        self._qpos = d.qpos[qadr : qadr + 7]  # x, y, z, quat (w, x, y, z)
+        self._qvel = d.qvel[dadr : dadr + 6]  # world linear velocity, body angular velocity
+        self._ctrl = d.ctrl[acts[0] : acts[0] + 4]
+        act0 = m.actuator_actadr[acts[0]]
+        self._act = d.act[act0 : act0 + 4]
+        self.z_rest = p.rest_height()
+        self.control_dt = p.control_every_n_steps * p.physics_dt
+
+        # Constants of the control callback, as Python floats.
+        self._mix = tuple(float(v) for v in p.mixer().ravel())
+        self._inertia = tuple(float(v) for v in p.inertia)
+        self._rate_kp = tuple(float(v) for v in p.rate_kp)
+        self._rate_ki = tuple(float(v) * self.control_dt for v in p.rate_ki)
+        self._use_ki = any(p.rate_ki)
+        self._tmax_rotor = p.max_rotor_thrust
+        self._tan_tilt = math.tan(p.max_tilt)
+        self._drag_per_mass = p.linear_drag / p.mass
+
+        self._armed = False
+        self._mode = _IDLE
+        self._sp = [0.0] * 7  # mode-dependent setpoint: ctbr (T, wx, wy, wz); vel (vx, vy, vz, yaw rate);
+        # position / land (x, y, z, yaw)
+        self._integral = [0.0, 0.0, 0.0]
+        world.add_controller(self._control, every_n_steps=p.control_every_n_steps)
+
+    # -- Quadrotor interface -------------------------------------------------------------------------------
+    def state(self) -> QuadState:
+        qp, qv = self._qpos, self._qvel
+        return QuadState(
+            pos=qp[:3].copy(),
+            quat=xyzw_from_wxyz(qp[3:7]),
+            vel=qv[:3].copy(),
+            body_rates=qv[3:6].copy(),
+            motor_thrusts=self._act.copy(),
+            armed=self._armed,
+            stamp_ns=self.world.stamp_ns,
+        )
+
+    def command(self, cmd: QuadCommand) -> None:
+        """Store a setpoint; the rate-loop callback tracks it while armed."""
+        mode = _MODES.get(cmd.mode)
+        if mode is None:
+            raise ValueError(f"unknown QuadCommand mode {cmd.mode!r}; allowed: {', '.join(_MODES)}")
+        p = self.params
+        if mode == _CTBR:
+            rates = np.clip(np.asarray(cmd.body_rates, float).reshape(3), -p.max_body_rate, p.max_body_rate)
+            self._set(mode, min(max(float(cmd.thrust), 0.0), p.max_thrust), *rates.tolist())
+        elif mode == _VELOCITY:
+            if cmd.velocity is None:
+                raise ValueError("QuadCommand(mode='velocity') needs velocity")
+            v = np.asarray(cmd.velocity, float).reshape(3)
+            speed = float(np.linalg.norm(v))
+            if speed > p.max_speed:
+                v = v * (p.max_speed / speed)
+            yaw_rate = min(max(float(cmd.yaw_rate), -p.max_body_rate), p.max_body_rate)
+            self._set(mode, *v.tolist(), yaw_rate)
+        else:
+            if cmd.position is None:
+                raise ValueError("QuadCommand(mode='position') needs position")
+            self._set(mode, *np.asarray(cmd.position, float).reshape(3).tolist(), float(cmd.yaw))
+
+    def arm(self) -> None:
+        """Enable the rotors. The last command (ctbr thrust 0 if none) is tracked from now on."""
+        if not self._armed:
+            self._integral[:] = (0.0, 0.0, 0.0)
+            if self._mode == _IDLE:
+                self._set(_CTBR, 0.0, 0.0, 0.0, 0.0)
+            self._armed = True
+
+    def disarm(self) -> None:
+        """Rotors off at once (kill switch); the quad falls if airborne."""
+        self._armed = False
+        self._ctrl[:] = 0.0
+
+    def land(self) -> None:
+        """Descend at ``land_speed`` holding x, y and yaw; disarm on touchdown (height above the floor < 1 cm)."""
+        if not self._armed:
+            return
+        s = self._qpos
+        self._set(_LAND, float(s[0]), float(s[1]), 0.0, self._yaw())
+
+    def stop(self) -> None:
+        """Hover in place: position hold at the current position and yaw."""
+        s = self._qpos
+        self._set(_POSITION, float(s[0]), float(s[1]), float(s[2]), self._yaw())
+
+    # -- twin helpers --------------------------------------------------------------------------------------
+    @property
+    def hover_thrust(self) -> float:
+        """Collective thrust (N) that balances gravity."""
+        return self.params.hover_thrust
+
+    @property
+    def max_thrust(self) -> float:
+        """Collective thrust (N) with every rotor at max speed: 4 kf wmax^2."""
+        return self.params.max_thrust
+
+    @property
+    def armed(self) -> bool:
+        return self._armed
+
+    def reset(self) -> None:
+        """World reset (the quad stands on the floor, motors off), disarmed, no command."""
+        self.world.reset()
+        self._armed = False
+        self._mode = _IDLE
+        self._integral[:] = (0.0, 0.0, 0.0)
+
+    def set_state(
+        self,
+        pos: Sequence[float],
+        quat_xyzw: Sequence[float] = (0.0, 0.0, 0.0, 1.0),
+        vel: Sequence[float] = (0.0, 0.0, 0.0),
+        body_rates: Sequence[float] = (0.0, 0.0, 0.0),
+        motor_thrusts: float | Sequence[float] | None = None,
+    ) -> None:
+        """Teleport (task resets). ``motor_thrusts`` (N per rotor) sets the motor-lag state; None keeps it."""
+        q = np.asarray(quat_xyzw, float)
+        self._qpos[:3] = pos
+        self._qpos[3:7] = wxyz_from_xyzw(q / np.linalg.norm(q))
+        self._qvel[:3] = vel
+        self._qvel[3:6] = body_rates
+        if motor_thrusts is not None:
+            self._act[:] = np.clip(motor_thrusts, 0.0, self._tmax_rotor)
+        self._integral[:] = (0.0, 0.0, 0.0)
+        self.world.forward()
+
+    def _set(self, mode: int, a: float, b: float, c: float, d: float) -> None:
+        self._sp[:4] = (a, b, c, d)
+        self._mode = mode
+
+    def _yaw(self) -> float:
+        w, x, y, z = self._qpos[3:7].tolist()
+        return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+    # -- the control callback (rate-loop period) -----------------------------------------------------------
+    def _control(self) -> None:
+        """Outer loop (velocity / position / land) -> CTBR -> rate P(I) -> mixer -> rotor thrust commands."""
+        if not self._armed:
+            return
+        px, py, pz, qw, qx, qy, qz = self._qpos.tolist()
+        vx, vy, vz, wx, wy, wz = self._qvel.tolist()
+        mode = self._mode
+        s0, s1, s2, s3 = self._sp[:4]
+        if mode == _CTBR:
+            thrust, rx, ry, rz = s0, s1, s2, s3
+        else:
+            p = self.params
+            if mode == _VELOCITY:
+                vdx, vdy, vdz = s0, s1, s2
+            else:
+                kp = p.kp_pos
+                vdx, vdy = kp * (s0 - px), kp * (s1 - py)
+                if mode == _LAND:
+                    if pz - self.z_rest < 0.01:
+                        self.disarm()
+                        return
+                    vdz = -p.land_speed
+                else:
+                    vdz = kp * (s2 - pz)
+                sp = math.sqrt(vdx * vdx + vdy * vdy + vdz * vdz)
+                if sp > p.max_speed:
+                    k = p.max_speed / sp
+                    vdx, vdy, vdz = vdx * k, vdy * k, vdz * k
+            # Desired acceleration with gravity and drag feed-forward, tilt-limited.
+            kv, dm = p.kp_vel, self._drag_per_mass
+            ax = kv * (vdx - vx) + dm * vx
+            ay = kv * (vdy - vy) + dm * vy
+            az = max(kv * (vdz - vz) + dm * vz + GRAVITY, 0.2 * GRAVITY)
+            h = math.sqrt(ax * ax + ay * ay)
+            hmax = az * self._tan_tilt
+            if h > hmax:
+                ax, ay = ax * hmax / h, ay * hmax / h
+            n = math.sqrt(ax * ax + ay * ay + az * az)
+            zx, zy, zz = ax / n, ay / n, az / n
+            # Rotation matrix body -> world from the (w, x, y, z) quaternion.
+            r11 = 1 - 2 * (qy * qy + qz * qz)
+            r12 = 2 * (qx * qy - qz * qw)
+            r13 = 2 * (qx * qz + qy * qw)
+            r21 = 2 * (qx * qy + qz * qw)
+            r22 = 1 - 2 * (qx * qx + qz * qz)
+            r23 = 2 * (qy * qz - qx * qw)
+            r31 = 2 * (qx * qz - qy * qw)
+            r32 = 2 * (qy * qz + qx * qw)
+            r33 = 1 - 2 * (qx * qx + qy * qy)
+            # Collective thrust: the part of m*a along the current body z.
+            thrust = p.mass * (ax * r13 + ay * r23 + az * r33)
+            # World-frame rate: tilt body z toward the thrust direction (z_b x z_d), plus yaw about world z.
+            ka = p.kp_att
+            ox = ka * (r23 * zz - r33 * zy)
+            oy = ka * (r33 * zx - r13 * zz)
+            oz = ka * (r13 * zy - r23 * zx)
+            if mode == _VELOCITY:
+                oz += s3
+            else:
+                e = s3 - math.atan2(r21, r11)
+                e = (e + math.pi) % (2 * math.pi) - math.pi
+                oz += p.kp_yaw * e
+            # Body rates = R^T * world rates, limited per axis.
+            lim = p.max_body_rate
+            rx = min(max(r11 * ox + r21 * oy + r31 * oz, -lim), lim)
+            ry = min(max(r12 * ox + r22 * oy + r32 * oz, -lim), lim)
+            rz = min(max(r13 * ox + r23 * oy + r33 * oz, -lim), lim)
+
+        # Rate loop: torque = J (kp e + ki int e) + w x J w (gyroscopic feed-forward).
+        jx, jy, jz = self._inertia
+        kx, ky, kz = self._rate_kp
+        ex, ey, ez = rx - wx, ry - wy, rz - wz
+        ax_, ay_, az_ = kx * ex, ky * ey, kz * ez
+        if self._use_ki:
+            ig = self._integral
+            if thrust > 0.3 * self.params.hover_thrust:  # integrate only when airborne-ish
+                cx, cy, cz = self._rate_ki
+                ig[0] = min(max(ig[0] + cx * ex, -5.0), 5.0)
+                ig[1] = min(max(ig[1] + cy * ey, -5.0), 5.0)
+                ig[2] = min(max(ig[2] + cz * ez, -5.0), 5.0)
+            ax_ += ig[0]
+            ay_ += ig[1]
+            az_ += ig[2]
+        tx = jx * ax_ + (jz - jy) * wy * wz
+        ty = jy * ay_ + (jx - jz) * wz * wx
+        tz = jz * az_ + (jy - jx) * wx * wy
+
+        m = self._mix
+        f0 = m[0] * thrust + m[1] * tx + m[2] * ty + m[3] * tz
+        f1 = m[4] * thrust + m[5] * tx + m[6] * ty + m[7] * tz
+        f2 = m[8] * thrust + m[9] * tx + m[10] * ty + m[11] * tz
+        f3 = m[12] * thrust + m[13] * tx + m[14] * ty + m[15] * tz
+        # Saturation: keep the torques and give up collective thrust first, then clip to [0, max].
+        tmax = self._tmax_rotor
+        over = max(f0, f1, f2, f3) - tmax
+        if over > 0:
+            f0, f1, f2, f3 = f0 - over, f1 - over, f2 - over, f3 - over
+        c = self._ctrl
+        c[0] = f0 if 0.0 < f0 < tmax else (0.0 if f0 <= 0.0 else tmax)
+        c[1] = f1 if 0.0 < f1 < tmax else (0.0 if f1 <= 0.0 else tmax)
+        c[2] = f2 if 0.0 < f2 < tmax else (0.0 if f2 <= 0.0 else tmax)
+        c[3] = f3 if 0.0 < f3 < tmax else (0.0 if f3 <= 0.0 else tmax)
