@@ -77,6 +77,42 @@ class PegInsertExpert:
         return _toward(np.array([-off[0], -off[1], dz]), self.scale, 1.2).astype(np.float32)
 
 
+class QuadGoalExpert:
+    """Cascaded PD pilot from the observations: goal offset -> desired acceleration -> thrust direction ->
+    CTBR action. ``to_goal`` is the position error; speed toward it is capped at ``max_speed``."""
+
+    kp, kd, kp_att, max_speed, max_tilt = 2.0, 2.5, 6.0, 1.0, 0.6
+
+    def __init__(self, env: gym.Env):
+        u = env.unwrapped
+        self.mass, self.max_thrust, self.max_rate = u.quad.params.mass, u.quad.max_thrust, u.config.max_body_rate
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        v_des = self.kp * obs["state/to_goal"].astype(float)
+        speed = np.linalg.norm(v_des)
+        if speed > self.max_speed:
+            v_des *= self.max_speed / speed
+        acc = self.kd * (v_des - obs["state/vel"]) + np.array([0.0, 0.0, 9.81])
+        horizontal = np.linalg.norm(acc[:2])
+        max_horizontal = acc[2] * np.tan(self.max_tilt)
+        if horizontal > max_horizontal > 0:
+            acc[:2] *= max_horizontal / horizontal
+        body = obs["state/rotation"].reshape(3, 3).T @ acc  # desired acceleration in the body frame
+        thrust = self.mass * max(body[2], 0.2 * 9.81)
+        direction = body / np.linalg.norm(body)
+        tilt_axis = np.cross([0.0, 0.0, 1.0], direction)  # rotate body z onto the desired thrust direction
+        angle = np.arctan2(np.linalg.norm(tilt_axis), direction[2])
+        rates = self.kp_att * angle * tilt_axis / max(np.linalg.norm(tilt_axis), 1e-9)
+        action = np.concatenate([[2 * thrust / self.max_thrust - 1], rates / self.max_rate])
+        return np.clip(action, -1, 1).astype(np.float32)
+
+
+QuadHoverExpert = QuadWaypointsExpert = QuadGoalExpert
+
+
 def make_expert(env: gym.Env) -> Policy:
     """The scripted expert of a registered robotrl task."""
     env_id = env.spec.id if env.spec else ""
@@ -89,4 +125,6 @@ EXPERTS: dict[str, type] = {
     "robotrl/ArmReach-v0": ReachExpert,
     "robotrl/ArmPickCube-v0": PickCubeExpert,
     "robotrl/ArmPegInsert-v0": PegInsertExpert,
+    "robotrl/QuadHover-v0": QuadHoverExpert,
+    "robotrl/QuadWaypoints-v0": QuadWaypointsExpert,
 }
