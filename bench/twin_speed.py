@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
+
 import gymnasium as gym
 import mujoco
 import numpy as np
 from tqdm import tqdm
 
-import robotrl  # noqa: F401  (registers the envs)
 from common import write_result
 from robotrl.sim.camera import TwinCamera
 

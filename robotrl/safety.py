@@ -7,16 +7,20 @@ device's safe command, and reports each violation kind so constrained learners g
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from robotrl.config import StrictModel
-from robotrl.geometry import quat_to_matrix
 from robotrl.interfaces import ArmCommand, ArmState, QuadCommand, QuadState
 
 Vec3 = tuple[float, float, float]
+
+
+def _all_finite(*values) -> bool:
+    return all(v is None or bool(np.isfinite(v).all()) for v in values)
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,7 @@ class ArmSafetyFilter:
     def filter(self, cmd: ArmCommand, state: ArmState, target_pos: np.ndarray, dt: float) -> tuple[ArmCommand, SafetyReport]:
         """``target_pos`` is the controller's current target; ``dt`` the control period."""
         violations: list[str] = []
-        fields = [cmd.ee_pos, cmd.ee_quat, cmd.ee_rotvec, cmd.q, cmd.gripper]
-        if not all(f is None or np.all(np.isfinite(f)) for f in fields):
+        if not _all_finite(cmd.ee_pos, cmd.ee_quat, cmd.ee_rotvec, cmd.q, cmd.gripper):
             return ArmCommand("ee_target", ee_pos=state.ee_pos, ee_quat=state.ee_quat), SafetyReport(("nonfinite",))
         if cmd.mode == "joint":
             return cmd, SafetyReport()  # joint limits are enforced by the servo's range on every robot
@@ -107,24 +110,23 @@ class QuadSafetyFilter:
 
     def filter(self, cmd: QuadCommand, state: QuadState) -> tuple[QuadCommand, SafetyReport]:
         c = self.config
-        hold = QuadCommand("position", position=np.clip(state.pos, self._lo, self._hi), yaw=0.0)
-        values = [cmd.thrust, cmd.body_rates, cmd.velocity, cmd.position, cmd.yaw, cmd.yaw_rate]
-        if not all(v is None or np.all(np.isfinite(v)) for v in values):
-            return hold, SafetyReport(("nonfinite",))
+        if not (math.isfinite(cmd.thrust + cmd.yaw + cmd.yaw_rate) and _all_finite(cmd.body_rates, cmd.velocity, cmd.position)):
+            return self._hold(state), SafetyReport(("nonfinite",))
         if np.any(state.pos < self._lo) or np.any(state.pos > self._hi):
-            return hold, SafetyReport(("geofence",))
+            return self._hold(state), SafetyReport(("geofence",))
         violations: list[str] = []
         if cmd.mode == "ctbr":
-            thrust = float(np.clip(cmd.thrust, c.min_thrust_fraction * self.max_thrust, self.max_thrust))
+            thrust = min(max(cmd.thrust, c.min_thrust_fraction * self.max_thrust), self.max_thrust)
             if thrust != cmd.thrust:
                 violations.append("thrust")
-            rates = np.clip(cmd.body_rates, -c.max_body_rate, c.max_body_rate)
-            if np.any(rates != cmd.body_rates):
+            rates = cmd.body_rates
+            if np.abs(rates).max() > c.max_body_rate:
+                rates = np.clip(rates, -c.max_body_rate, c.max_body_rate)
                 violations.append("body_rate")
-            tilt = float(np.arccos(np.clip(quat_to_matrix(state.quat)[2, 2], -1.0, 1.0)))
+            x, y = float(state.quat[0]), float(state.quat[1])
+            tilt = math.acos(min(1.0, max(-1.0, 1.0 - 2.0 * (x * x + y * y))))  # angle of body z from world z
             if tilt > c.max_tilt:
-                # Backup: keep the altitude-holding thrust and rotate back toward level.
-                return hold, SafetyReport((*violations, "tilt"))
+                return self._hold(state), SafetyReport((*violations, "tilt"))  # backup: level out, hold position
             return replace(cmd, thrust=thrust, body_rates=rates), SafetyReport(tuple(violations))
         if cmd.mode == "velocity":
             v = np.asarray(cmd.velocity, float)
@@ -137,3 +139,7 @@ class QuadSafetyFilter:
         if np.any(target != cmd.position):
             violations.append("geofence")
         return replace(cmd, position=target), SafetyReport(tuple(violations))
+
+    def _hold(self, state: QuadState) -> QuadCommand:
+        """The backup command: hold the nearest point inside the geofence."""
+        return QuadCommand("position", position=np.clip(state.pos, self._lo, self._hi), yaw=0.0)

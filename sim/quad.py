@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import mujoco
 import numpy as np
@@ -27,6 +27,8 @@ from robotrl.interfaces import QuadCommand, QuadState
 from robotrl.sim.world import TwinWorld
 
 GRAVITY = 9.81
+IZ_BAND = 0.3  # m/s: the vertical-velocity integral runs only below this climb rate (near hover)
+HULL_HALF_HEIGHT = 0.12  # of the central box, as a fraction of arm_length; the lowest point of the model
 Vec3 = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
 
 # Rotor layout of the X configuration, body FLU: (x sign, y sign, spin). spin +1 = clockwise seen from above,
@@ -50,7 +52,7 @@ class QuadParams(StrictModel):
     motor_time_constant: PositiveFloat  # s, first-order lag of rotor thrust
     linear_drag: NonNegativeFloat = 0.0  # N s/m, world-frame drag force = -linear_drag * velocity
     physics_dt: float = Field(0.002, gt=0, le=0.01)  # s, MuJoCo timestep
-    rate_loop_hz: float = Field(500.0, ge=100, le=2000)  # CTBR inner loop rate (a multiple of physics_dt)
+    rate_loop_hz: float = Field(250.0, ge=100, le=2000)  # CTBR inner loop rate (physics rate / whole number)
     rate_kp: Vec3  # 1/s: commanded angular acceleration per rad/s of rate error (scaled by inertia -> torque)
     rate_ki: tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat] = (0.0, 0.0, 0.0)  # 1/s^2
     max_body_rate: PositiveFloat  # rad/s, per axis, applied to every command
@@ -58,6 +60,7 @@ class QuadParams(StrictModel):
     kp_yaw: PositiveFloat  # 1/s, yaw error -> yaw rate (position mode)
     kp_pos: PositiveFloat  # 1/s, position error -> velocity
     kp_vel: PositiveFloat  # 1/s, velocity error -> acceleration
+    ki_vel_z: NonNegativeFloat = 0.0  # 1/s^2, integral of the vertical velocity error (mass / thrust mismatch)
     max_tilt: float = Field(gt=0, lt=math.pi / 2)  # rad, of the thrust vector in velocity / position modes
     max_speed: PositiveFloat  # m/s, of the velocity setpoint in velocity / position modes
     land_speed: PositiveFloat = 0.5  # m/s, descent speed of land()
@@ -71,7 +74,7 @@ class QuadParams(StrictModel):
                 "divided by a whole number"
             )
         if self.motor_time_constant < self.physics_dt:
-            raise ValueError("motor_time_constant must be >= physics_dt (the motor filter is integrated explicitly)")
+            raise ValueError("motor_time_constant must be >= physics_dt (the motor filter is explicit Euler)")
         if self.max_thrust <= 1.05 * self.hover_thrust:
             raise ValueError(
                 f"thrust-to-weight {self.max_thrust / self.hover_thrust:.2f} is too low to fly: raise "
@@ -120,13 +123,10 @@ class QuadParams(StrictModel):
         wrench = np.array([[1.0] * 4, xy[:, 1], -xy[:, 0], [spin * c for _, _, spin in ROTORS]])
         return np.linalg.inv(wrench)
 
+    @property
     def rest_height(self) -> float:
-        """Height of the body origin (centre of mass) when the quad stands on the floor."""
-        return _body_half_height(self.arm_length)
-
-
-def _body_half_height(arm: float) -> float:
-    return 0.12 * arm
+        """Height of the body origin (centre of mass) when the quad stands on the floor: the hull half-height."""
+        return HULL_HALF_HEIGHT * self.arm_length
 
 
 def _fmt(*values: float) -> str:
@@ -155,8 +155,7 @@ def quad_mjcf(params: QuadParams, extra_worldbody: str = "") -> str:
     """
     p = params
     L = p.arm_length
-    hz = _body_half_height(L)
-    z0 = p.rest_height()
+    hz = z0 = p.rest_height
     a = L / math.sqrt(2)
     c = p.yaw_moment_ratio
     rotor_r, rotor_z = 0.45 * L, hz + 0.02 * L
@@ -221,6 +220,8 @@ class QuadTwin:
 
     ``command`` only stores setpoints; the physics (and the controllers) advance when the owner calls
     ``world.advance``. Disarmed, every rotor command is 0 (the rotors spin down through the motor lag).
+    Gains and limits are read from ``params`` once, here. Pass ``world`` to use a TwinWorld built from
+    ``quad_mjcf(params, ...)`` elsewhere; by default one is built with ``extra_worldbody``.
     """
 
     def __init__(self, params: QuadParams | str, extra_worldbody: str = "", world: TwinWorld | None = None):
@@ -241,25 +242,15 @@ class QuadTwin:
         self._ctrl = d.ctrl[acts[0] : acts[0] + 4]
         act0 = m.actuator_actadr[acts[0]]
         self._act = d.act[act0 : act0 + 4]
-        self.z_rest = p.rest_height()
+        self.z_rest = p.rest_height
         self.control_dt = p.control_every_n_steps * p.physics_dt
-
-        # Constants of the control callback, as Python floats.
-        self._mix = tuple(float(v) for v in p.mixer().ravel())
-        self._inertia = tuple(float(v) for v in p.inertia)
-        self._rate_kp = tuple(float(v) for v in p.rate_kp)
-        self._rate_ki = tuple(float(v) * self.control_dt for v in p.rate_ki)
-        self._use_ki = any(p.rate_ki)
-        self._tmax_rotor = p.max_rotor_thrust
-        self._tan_tilt = math.tan(p.max_tilt)
-        self._drag_per_mass = p.linear_drag / p.mass
 
         self._armed = False
         self._mode = _IDLE
-        self._sp = [0.0] * 7  # mode-dependent setpoint: ctbr (T, wx, wy, wz); vel (vx, vy, vz, yaw rate);
-        # position / land (x, y, z, yaw)
-        self._integral = [0.0, 0.0, 0.0]
-        world.add_controller(self._control, every_n_steps=p.control_every_n_steps)
+        # Setpoint: ctbr (T, wx, wy, wz); velocity (vx, vy, vz, yaw rate); position / land (x, y, z, yaw)
+        self._sp = (0.0, 0.0, 0.0, 0.0)
+        self._integral = [0.0, 0.0, 0.0, 0.0]  # rate-loop x, y, z; vertical velocity
+        world.add_controller(self._make_controller(), every_n_steps=p.control_every_n_steps)
 
     # -- Quadrotor interface -------------------------------------------------------------------------------
     def state(self) -> QuadState:
@@ -300,7 +291,7 @@ class QuadTwin:
     def arm(self) -> None:
         """Enable the rotors. The last command (ctbr thrust 0 if none) is tracked from now on."""
         if not self._armed:
-            self._integral[:] = (0.0, 0.0, 0.0)
+            self._integral[:] = (0.0, 0.0, 0.0, 0.0)
             if self._mode == _IDLE:
                 self._set(_CTBR, 0.0, 0.0, 0.0, 0.0)
             self._armed = True
@@ -342,7 +333,7 @@ class QuadTwin:
         self.world.reset()
         self._armed = False
         self._mode = _IDLE
-        self._integral[:] = (0.0, 0.0, 0.0)
+        self._integral[:] = (0.0, 0.0, 0.0, 0.0)
 
     def set_state(
         self,
@@ -359,12 +350,12 @@ class QuadTwin:
         self._qvel[:3] = vel
         self._qvel[3:6] = body_rates
         if motor_thrusts is not None:
-            self._act[:] = np.clip(motor_thrusts, 0.0, self._tmax_rotor)
-        self._integral[:] = (0.0, 0.0, 0.0)
+            self._act[:] = np.clip(motor_thrusts, 0.0, self.params.max_rotor_thrust)
+        self._integral[:] = (0.0, 0.0, 0.0, 0.0)
         self.world.forward()
 
     def _set(self, mode: int, a: float, b: float, c: float, d: float) -> None:
-        self._sp[:4] = (a, b, c, d)
+        self._sp = (a, b, c, d)
         self._mode = mode
 
     def _yaw(self) -> float:
@@ -372,105 +363,138 @@ class QuadTwin:
         return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
     # -- the control callback (rate-loop period) -----------------------------------------------------------
-    def _control(self) -> None:
-        """Outer loop (velocity / position / land) -> CTBR -> rate P(I) -> mixer -> rotor thrust commands."""
-        if not self._armed:
-            return
-        px, py, pz, qw, qx, qy, qz = self._qpos.tolist()
-        vx, vy, vz, wx, wy, wz = self._qvel.tolist()
-        mode = self._mode
-        s0, s1, s2, s3 = self._sp[:4]
-        if mode == _CTBR:
-            thrust, rx, ry, rz = s0, s1, s2, s3
-        else:
-            p = self.params
-            if mode == _VELOCITY:
-                vdx, vdy, vdz = s0, s1, s2
+    def _make_controller(self) -> Callable[[], None]:
+        """The world controller: outer loop (velocity / position / land) -> CTBR -> rate P(I) -> mixer.
+
+        A closure over Python-float constants and cached numpy views: it runs at ``rate_loop_hz`` per
+        sim-second, and at ~3 us it costs about one mj_step of this model, so attribute lookups, numpy
+        temporaries and function calls are avoided on purpose.
+        """
+        p = self.params
+        qpos, qvel, ctrl = self._qpos, self._qvel, self._ctrl
+        integral = self._integral
+        (m00, m01, m02, m03), (m10, m11, m12, m13), (m20, m21, m22, m23), (m30, m31, m32, m33) = p.mixer().tolist()
+        jx, jy, jz = (float(v) for v in p.inertia)
+        kx, ky, kz = (float(v) for v in p.rate_kp)
+        ix, iy, iz = (float(v) * self.control_dt for v in p.rate_ki)
+        use_ki = any(p.rate_ki)
+        # Integral clamp: at most the P term of a 1 rad/s error; integrate only when airborne-ish.
+        ilx, ily, ilz, i_min_thrust = kx, ky, kz, 0.3 * p.hover_thrust
+        tmax = p.max_rotor_thrust
+        mass, g, z_land = p.mass, GRAVITY, self.z_rest + 0.01
+        kp_pos, kp_vel, kp_att, kp_yaw = p.kp_pos, p.kp_vel, p.kp_att, p.kp_yaw
+        # Vertical-velocity integral: clamped to 0.5 g, integrated while |vz| < iz_band (m/s) and 5 cm up.
+        kiz, iz_lim, iz_band, z_air = p.ki_vel_z * self.control_dt, 0.5 * GRAVITY, IZ_BAND, self.z_rest + 0.05
+        vmax, vmax2, land_speed = p.max_speed, p.max_speed**2, p.land_speed
+        thrust_min = 0.2 * p.hover_thrust
+        tan_tilt, drag, az_min, lim = math.tan(p.max_tilt), p.linear_drag / p.mass, 0.2 * GRAVITY, p.max_body_rate
+        sqrt, atan2, pi, two_pi = math.sqrt, math.atan2, math.pi, 2 * math.pi
+
+        def control() -> None:
+            if not self._armed:
+                return
+            mode = self._mode
+            s0, s1, s2, s3 = self._sp
+            vx, vy, vz, wx, wy, wz = qvel.tolist()
+            if mode == _CTBR:
+                thrust, rx, ry, rz = s0, s1, s2, s3
             else:
-                kp = p.kp_pos
-                vdx, vdy = kp * (s0 - px), kp * (s1 - py)
-                if mode == _LAND:
-                    if pz - self.z_rest < 0.01:
-                        self.disarm()
-                        return
-                    vdz = -p.land_speed
+                px, py, pz, qw, qx, qy, qz = qpos.tolist()
+                if mode == _VELOCITY:
+                    vdx, vdy, vdz = s0, s1, s2
                 else:
-                    vdz = kp * (s2 - pz)
-                sp = math.sqrt(vdx * vdx + vdy * vdy + vdz * vdz)
-                if sp > p.max_speed:
-                    k = p.max_speed / sp
-                    vdx, vdy, vdz = vdx * k, vdy * k, vdz * k
-            # Desired acceleration with gravity and drag feed-forward, tilt-limited.
-            kv, dm = p.kp_vel, self._drag_per_mass
-            ax = kv * (vdx - vx) + dm * vx
-            ay = kv * (vdy - vy) + dm * vy
-            az = max(kv * (vdz - vz) + dm * vz + GRAVITY, 0.2 * GRAVITY)
-            h = math.sqrt(ax * ax + ay * ay)
-            hmax = az * self._tan_tilt
-            if h > hmax:
-                ax, ay = ax * hmax / h, ay * hmax / h
-            n = math.sqrt(ax * ax + ay * ay + az * az)
-            zx, zy, zz = ax / n, ay / n, az / n
-            # Rotation matrix body -> world from the (w, x, y, z) quaternion.
-            r11 = 1 - 2 * (qy * qy + qz * qz)
-            r12 = 2 * (qx * qy - qz * qw)
-            r13 = 2 * (qx * qz + qy * qw)
-            r21 = 2 * (qx * qy + qz * qw)
-            r22 = 1 - 2 * (qx * qx + qz * qz)
-            r23 = 2 * (qy * qz - qx * qw)
-            r31 = 2 * (qx * qz - qy * qw)
-            r32 = 2 * (qy * qz + qx * qw)
-            r33 = 1 - 2 * (qx * qx + qy * qy)
-            # Collective thrust: the part of m*a along the current body z.
-            thrust = p.mass * (ax * r13 + ay * r23 + az * r33)
-            # World-frame rate: tilt body z toward the thrust direction (z_b x z_d), plus yaw about world z.
-            ka = p.kp_att
-            ox = ka * (r23 * zz - r33 * zy)
-            oy = ka * (r33 * zx - r13 * zz)
-            oz = ka * (r13 * zy - r23 * zx)
-            if mode == _VELOCITY:
-                oz += s3
-            else:
-                e = s3 - math.atan2(r21, r11)
-                e = (e + math.pi) % (2 * math.pi) - math.pi
-                oz += p.kp_yaw * e
-            # Body rates = R^T * world rates, limited per axis.
-            lim = p.max_body_rate
-            rx = min(max(r11 * ox + r21 * oy + r31 * oz, -lim), lim)
-            ry = min(max(r12 * ox + r22 * oy + r32 * oz, -lim), lim)
-            rz = min(max(r13 * ox + r23 * oy + r33 * oz, -lim), lim)
+                    vdx, vdy = kp_pos * (s0 - px), kp_pos * (s1 - py)
+                    if mode == _LAND:
+                        if pz < z_land:
+                            self.disarm()
+                            return
+                        vdz = -land_speed
+                    else:
+                        vdz = kp_pos * (s2 - pz)
+                    v2 = vdx * vdx + vdy * vdy + vdz * vdz
+                    if v2 > vmax2:
+                        k = vmax / sqrt(v2)
+                        vdx, vdy, vdz = vdx * k, vdy * k, vdz * k
+                # Desired acceleration (+ gravity and drag feed-forward); tilt-limited thrust direction.
+                ax = kp_vel * (vdx - vx) + drag * vx
+                ay = kp_vel * (vdy - vy) + drag * vy
+                az = kp_vel * (vdz - vz) + drag * vz + g
+                if kiz:
+                    if -iz_band < vz < iz_band and pz > z_air:  # airborne and near hover: no wind-up on steps
+                        e = integral[3] + kiz * (vdz - vz)
+                        integral[3] = iz_lim if e > iz_lim else (-iz_lim if e < -iz_lim else e)
+                    az += integral[3]
+                if az < az_min:
+                    az = az_min
+                h2 = ax * ax + ay * ay
+                hmax = az * tan_tilt
+                if h2 > hmax * hmax:
+                    k = hmax / sqrt(h2)
+                    ax, ay = ax * k, ay * k
+                # Body -> world rotation matrix R from the (w, x, y, z) quaternion.
+                xx, yy, zz, xy, xz, yz = qx * qx, qy * qy, qz * qz, qx * qy, qx * qz, qy * qz
+                wx_, wy_, wz_ = qw * qx, qw * qy, qw * qz
+                r11, r12, r13 = 1 - 2 * (yy + zz), 2 * (xy - wz_), 2 * (xz + wy_)
+                r21, r22, r23 = 2 * (xy + wz_), 1 - 2 * (xx + zz), 2 * (yz - wx_)
+                r31, r32, r33 = 2 * (xz - wy_), 2 * (yz + wx_), 1 - 2 * (xx + yy)
+                # Desired acceleration in the body frame, R^T a. Thrust: its component along body z (times mass).
+                # Roll/pitch rates: kp_att * tilt angle about the axis e_z x R^T a (proportional to the angle, not
+                # its sine, so a quad upside down still flips at full rate).
+                bx = r11 * ax + r21 * ay + r31 * az
+                by = r12 * ax + r22 * ay + r32 * az
+                bz = r13 * ax + r23 * ay + r33 * az
+                thrust = mass * bz
+                if thrust < thrust_min:  # tilted > 90 deg: keep some thrust so the mixer has torque authority
+                    thrust = thrust_min
+                s = sqrt(bx * bx + by * by)
+                if s > 1e-9:
+                    k = kp_att * atan2(s, bz) / s
+                else:  # thrust direction along +-body z: aligned, or exactly inverted (flip about body x)
+                    k, by = (0.0, 0.0) if bz > 0 else (kp_att * pi, -1.0)
+                # Yaw: a rate about world z (yaw-rate command, or P on the yaw error), in the body frame.
+                if mode == _VELOCITY:
+                    oz = s3
+                else:
+                    e = (s3 - atan2(r21, r11) + pi) % two_pi - pi
+                    oz = kp_yaw * e
+                rx, ry, rz = r31 * oz - k * by, r32 * oz + k * bx, r33 * oz
+                rx = lim if rx > lim else (-lim if rx < -lim else rx)
+                ry = lim if ry > lim else (-lim if ry < -lim else ry)
+                rz = lim if rz > lim else (-lim if rz < -lim else rz)
 
-        # Rate loop: torque = J (kp e + ki int e) + w x J w (gyroscopic feed-forward).
-        jx, jy, jz = self._inertia
-        kx, ky, kz = self._rate_kp
-        ex, ey, ez = rx - wx, ry - wy, rz - wz
-        ax_, ay_, az_ = kx * ex, ky * ey, kz * ez
-        if self._use_ki:
-            ig = self._integral
-            if thrust > 0.3 * self.params.hover_thrust:  # integrate only when airborne-ish
-                cx, cy, cz = self._rate_ki
-                ig[0] = min(max(ig[0] + cx * ex, -5.0), 5.0)
-                ig[1] = min(max(ig[1] + cy * ey, -5.0), 5.0)
-                ig[2] = min(max(ig[2] + cz * ez, -5.0), 5.0)
-            ax_ += ig[0]
-            ay_ += ig[1]
-            az_ += ig[2]
-        tx = jx * ax_ + (jz - jy) * wy * wz
-        ty = jy * ay_ + (jx - jz) * wz * wx
-        tz = jz * az_ + (jy - jx) * wx * wy
+            # Rate loop: torque = J (kp e + ki int e) + w x J w (gyroscopic feed-forward).
+            ex, ey, ez = rx - wx, ry - wy, rz - wz
+            ux, uy, uz = kx * ex, ky * ey, kz * ez
+            if use_ki:
+                if thrust > i_min_thrust:
+                    integral[0] = min(max(integral[0] + ix * ex, -ilx), ilx)
+                    integral[1] = min(max(integral[1] + iy * ey, -ily), ily)
+                    integral[2] = min(max(integral[2] + iz * ez, -ilz), ilz)
+                ux, uy, uz = ux + integral[0], uy + integral[1], uz + integral[2]
+            tx = jx * ux + (jz - jy) * wy * wz
+            ty = jy * uy + (jx - jz) * wz * wx
+            tz = jz * uz + (jy - jx) * wx * wy
+            # Mixer -> rotor thrusts. At the top, saturation keeps the torques and gives up collective thrust.
+            f0 = m00 * thrust + m01 * tx + m02 * ty + m03 * tz
+            f1 = m10 * thrust + m11 * tx + m12 * ty + m13 * tz
+            f2 = m20 * thrust + m21 * tx + m22 * ty + m23 * tz
+            f3 = m30 * thrust + m31 * tx + m32 * ty + m33 * tz
+            hi = f0 if f0 > f1 else f1
+            hi = hi if hi > f2 else f2
+            hi = hi if hi > f3 else f3
+            if hi > tmax:
+                hi -= tmax
+                f0, f1, f2, f3 = f0 - hi, f1 - hi, f2 - hi, f3 - hi
+            elif mode != _CTBR:  # "air mode" in the outer-loop modes: add collective rather than lose torque
+                lo = f0 if f0 < f1 else f1
+                lo = lo if lo < f2 else f2
+                lo = lo if lo < f3 else f3
+                if lo < 0.0:
+                    lo = lo if lo > hi - tmax else hi - tmax
+                    f0, f1, f2, f3 = f0 - lo, f1 - lo, f2 - lo, f3 - lo
+            ctrl[0] = f0 if f0 > 0.0 else 0.0
+            ctrl[1] = f1 if f1 > 0.0 else 0.0
+            ctrl[2] = f2 if f2 > 0.0 else 0.0
+            ctrl[3] = f3 if f3 > 0.0 else 0.0
 
-        m = self._mix
-        f0 = m[0] * thrust + m[1] * tx + m[2] * ty + m[3] * tz
-        f1 = m[4] * thrust + m[5] * tx + m[6] * ty + m[7] * tz
-        f2 = m[8] * thrust + m[9] * tx + m[10] * ty + m[11] * tz
-        f3 = m[12] * thrust + m[13] * tx + m[14] * ty + m[15] * tz
-        # Saturation: keep the torques and give up collective thrust first, then clip to [0, max].
-        tmax = self._tmax_rotor
-        over = max(f0, f1, f2, f3) - tmax
-        if over > 0:
-            f0, f1, f2, f3 = f0 - over, f1 - over, f2 - over, f3 - over
-        c = self._ctrl
-        c[0] = f0 if 0.0 < f0 < tmax else (0.0 if f0 <= 0.0 else tmax)
-        c[1] = f1 if 0.0 < f1 < tmax else (0.0 if f1 <= 0.0 else tmax)
-        c[2] = f2 if 0.0 < f2 < tmax else (0.0 if f2 <= 0.0 else tmax)
-        c[3] = f3 if 0.0 < f3 < tmax else (0.0 if f3 <= 0.0 else tmax)
+        return control

@@ -73,12 +73,15 @@ class ArmEnv(TwinEnv):
         self.arm.command(ArmCommand("ee_target", ee_pos=start, ee_quat=DOWN, gripper=1.0 if self.uses_gripper else 0.0))
         w.advance(0.3)
 
+    def _read_devices(self) -> None:
+        self.state = self.arm.state()
+
     def _apply_action(self, action: np.ndarray) -> SafetyReport:
         delta = np.asarray(action[:3], float) * self.config.action_scale
         gripper = float((action[3] + 1) / 2) if self.uses_gripper else None
         cmd = ArmCommand("ee_delta", ee_pos=delta, gripper=gripper)
         target, _ = self.arm.target_pose()
-        safe, report = self.safety.filter(cmd, self.arm.state(), target, self.control_dt)
+        safe, report = self.safety.filter(cmd, self.state, target, self.control_dt)
         self.arm.command(safe)
         return report
 
@@ -89,7 +92,7 @@ class ArmEnv(TwinEnv):
         return dims
 
     def _state_obs(self) -> dict[str, np.ndarray]:
-        s = self.arm.state()
+        s = self.state
         obs = {"ee_pos": s.ee_pos, "ee_vel": s.ee_vel}
         if self.uses_gripper:
             obs["gripper"] = np.array([s.gripper])
@@ -124,7 +127,7 @@ class ArmReach(ArmEnv):
         return {**super()._state_obs(), "target_pos": self.target}
 
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
-        dist = float(np.linalg.norm(self.arm.state().ee_pos - self.target))
+        dist = float(np.linalg.norm(self.state.ee_pos - self.target))
         return -dist, dist < self.config.success_radius, False, {"distance": dist}
 
 
@@ -174,7 +177,7 @@ class ArmPickCube(ArmEnv):
         return {**base, "cube_pos": cube, "cube_to_ee": base["ee_pos"] - cube}
 
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
-        cube, ee = self.cube_pos(), self.arm.state().ee_pos
+        cube, ee = self.cube_pos(), self.state.ee_pos
         height = cube[2] - self.config.cube_half_size
         reach = float(np.linalg.norm(ee - cube))
         success = height > self.config.lift_height and reach < 0.05

@@ -80,6 +80,10 @@ class TwinEnv(gym.Env):
     def _state_dims(self) -> dict[str, int]: raise NotImplementedError
     def _reset_task(self, rng: np.random.Generator) -> None: raise NotImplementedError
     def _apply_action(self, action: np.ndarray) -> SafetyReport: raise NotImplementedError
+    def _read_devices(self) -> None:
+        """Read device states once after each physics advance; reward, observations and the next action's
+        safety check all use that one reading (as a real robot's loop would)."""
+        raise NotImplementedError
     def _state_obs(self) -> dict[str, np.ndarray]: raise NotImplementedError
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
         """(dense reward, success, failed) after a step; ``failed`` ends the episode (crash, object lost)."""
@@ -94,6 +98,7 @@ class TwinEnv(gym.Env):
         super().reset(seed=seed)
         self.randomizer.apply(self.np_random)
         self._reset_task(self.np_random)
+        self._read_devices()
         self._pending = deque([self.neutral_action()] * self.config.action_latency_steps)
         self._steps = 0
         return self._observe(), {"success": False, "cost": 0.0, "violations": ()}
@@ -108,6 +113,7 @@ class TwinEnv(gym.Env):
         if self.config.control_jitter:
             period *= 1.0 + self.np_random.uniform(-self.config.control_jitter, self.config.control_jitter)
         self.world.advance(period)
+        self._read_devices()
         self._steps += 1
         dense, success, failed, extra = self._evaluate()
         reward = dense if self.config.reward == "dense" else float(success)

@@ -66,10 +66,13 @@ class QuadEnv(TwinEnv):
         self.quad.arm()
         self.quad.command(QuadCommand("ctbr", thrust=self.quad.hover_thrust))
 
+    def _read_devices(self) -> None:
+        self.state = self.quad.state()
+
     def _apply_action(self, action: np.ndarray) -> SafetyReport:
         a = np.asarray(action, float)
         cmd = QuadCommand("ctbr", thrust=(a[0] + 1) / 2 * self.quad.max_thrust, body_rates=a[1:] * self.config.max_body_rate)
-        safe, report = self.safety.filter(cmd, self.quad.state())
+        safe, report = self.safety.filter(cmd, self.state)
         self.quad.command(safe)
         return report
 
@@ -80,12 +83,12 @@ class QuadEnv(TwinEnv):
         return {"pos": 3, "rotation": 9, "vel": 3, "body_rates": 3, "to_goal": 3}
 
     def _state_obs(self) -> dict[str, np.ndarray]:
-        s = self.quad.state()
+        s = self.state
         return {"pos": s.pos, "rotation": quat_to_matrix(s.quat).ravel(), "vel": s.vel,
                 "body_rates": s.body_rates, "to_goal": self._goal() - s.pos}
 
     def _crashed(self) -> bool:
-        return float(self.quad.state().pos[2]) < self.config.crash_height
+        return float(self.state.pos[2]) < self.config.crash_height
 
 
 class HoverConfig(QuadEnvConfig):
@@ -113,7 +116,7 @@ class QuadHover(QuadEnv):
         self._stable_steps = 0
 
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
-        s = self.quad.state()
+        s = self.state
         err, speed, spin = np.linalg.norm(self._goal() - s.pos), np.linalg.norm(s.vel), np.linalg.norm(s.body_rates)
         stable = err < self.config.tolerance and speed < self.config.max_speed_stable
         self._stable_steps = self._stable_steps + 1 if stable else 0
@@ -165,7 +168,7 @@ class QuadWaypoints(QuadEnv):
         return {**obs, "to_next_goal": self._next_goal() - obs["pos"], "progress": np.array([self.reached / len(self.waypoints)])}
 
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
-        pos = self.quad.state().pos
+        pos = self.state.pos
         dist = float(np.linalg.norm(self._goal() - pos))
         dense = 5.0 * (self._last_dist - dist)
         if dist < self.config.tolerance and self.reached < len(self.waypoints):
