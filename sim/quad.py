@@ -224,7 +224,7 @@ class QuadTwin:
     ``quad_mjcf(params, ...)`` elsewhere; by default one is built with ``extra_worldbody``.
     """
 
-    def __init__(self, params: QuadParams | str, extra_worldbody: str = "", world: TwinWorld | None = None):
+    def __init__(self, params: QuadParams | str | Path, extra_worldbody: str = "", world: TwinWorld | None = None):
         self.params = p = params if isinstance(params, QuadParams) else QuadParams.load(params)
         if world is None:
             world = TwinWorld(mujoco.MjModel.from_xml_string(quad_mjcf(p, extra_worldbody)))
@@ -241,7 +241,8 @@ class QuadTwin:
         self._qvel = d.qvel[dadr : dadr + 6]  # world linear velocity, body angular velocity
         self._ctrl = d.ctrl[acts[0] : acts[0] + 4]
         act0 = m.actuator_actadr[acts[0]]
-        self._act = d.act[act0 : act0 + 4]
+        self._act = d.act[act0 : act0 + 4]  # lagged thrust command (N); force = gain * act
+        self._gain = m.actuator_gainprm[acts[0] : acts[0] + 4, 0]  # 1 nominal; domain randomization scales it
         self.z_rest = p.rest_height
         self.control_dt = p.control_every_n_steps * p.physics_dt
 
@@ -260,7 +261,7 @@ class QuadTwin:
             quat=xyzw_from_wxyz(qp[3:7]),
             vel=qv[:3].copy(),
             body_rates=qv[3:6].copy(),
-            motor_thrusts=self._act.copy(),
+            motor_thrusts=self._act * self._gain,
             armed=self._armed,
             stamp_ns=self.world.stamp_ns,
         )
@@ -350,7 +351,7 @@ class QuadTwin:
         self._qvel[:3] = vel
         self._qvel[3:6] = body_rates
         if motor_thrusts is not None:
-            self._act[:] = np.clip(motor_thrusts, 0.0, self.params.max_rotor_thrust)
+            self._act[:] = np.clip(motor_thrusts, 0.0, self.params.max_rotor_thrust) / self._gain
         self._integral[:] = (0.0, 0.0, 0.0, 0.0)
         self.world.forward()
 

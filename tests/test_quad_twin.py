@@ -162,6 +162,20 @@ def test_rate_integrator_removes_a_torque_bias(name: str) -> None:
     assert errors[0] == pytest.approx(0.2, rel=0.1) and errors[1] < 0.01
 
 
+@pytest.mark.parametrize("name", ROBOTS)
+def test_vertical_integrator_absorbs_a_mass_mismatch(name: str) -> None:
+    """The controller assumes the nominal mass; a 15 % heavier quad still holds altitude thanks to ki_vel_z."""
+    errors = []
+    for ki in (0.0, 4.0):
+        q = QuadTwin(QuadParams.load(name, {"ki_vel_z": ki}))
+        q.world.model.body_mass[q.world.model.body("quad").id] *= 1.15
+        hover_at(q)
+        q.command(QuadCommand("position", position=np.array([0.0, 0.0, 1.0])))
+        q.world.advance(8.0)
+        errors.append(abs(q.state().pos[2] - 1.0))
+    assert errors[0] > 0.2 and errors[1] < 0.02
+
+
 def test_positive_yaw_rate_command_gives_positive_z_rate(quad: QuadTwin) -> None:
     hover_at(quad)
     quad.command(ctbr(quad.hover_thrust, (0.0, 0.0, 1.0)))
