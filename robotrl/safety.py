@@ -57,23 +57,26 @@ class ArmSafetyFilter:
         self._lo, self._hi = np.asarray(config.box_min), np.asarray(config.box_max)
 
     def filter(self, cmd: ArmCommand, state: ArmState, target_pos: np.ndarray, dt: float) -> tuple[ArmCommand, SafetyReport]:
-        """``target_pos`` is the controller's current target; ``dt`` the control period."""
+        """``target_pos`` is the controller's current target, ``state`` the measured arm; ``dt`` the control period."""
         violations: list[str] = []
         if not _all_finite(cmd.ee_pos, cmd.ee_quat, cmd.ee_rotvec, cmd.q, cmd.gripper):
             return ArmCommand("ee_target", ee_pos=state.ee_pos, ee_quat=state.ee_quat), SafetyReport(("nonfinite",))
         if cmd.mode == "joint":
             return cmd, SafetyReport()  # joint limits are enforced by the servo's range on every robot
+        # Speed: an absolute target may lead the measured TCP by at most max_speed * dt (this also bounds the
+        # impedance controller's contact force); a delta may move the target by at most that much.
         if cmd.mode == "ee_delta":
-            delta = np.zeros(3) if cmd.ee_pos is None else np.asarray(cmd.ee_pos, float)
-            goal = target_pos + delta
+            origin = target_pos
+            goal = origin + (np.zeros(3) if cmd.ee_pos is None else np.asarray(cmd.ee_pos, float))
         else:
+            origin = state.ee_pos
             goal = target_pos if cmd.ee_pos is None else np.asarray(cmd.ee_pos, float)
-        step = goal - target_pos
+        step = goal - origin
         max_step = self.config.max_speed * dt
         if np.linalg.norm(step) > max_step * (1 + 1e-9):
             step *= max_step / np.linalg.norm(step)
             violations.append("speed")
-        goal = target_pos + step
+        goal = origin + step
         clipped = np.clip(goal, self._lo, self._hi)
         if np.any(clipped != goal):
             violations.append("workspace")

@@ -34,6 +34,11 @@ def test_arm_speed_is_clipped(arm_filter):
     safe, report = arm_filter.filter(ArmCommand("ee_delta", ee_pos=np.array([0.2, 0, 0])), arm_state(), target, DT)
     assert report.violations == ("speed",) and report.cost == 1.0
     assert np.linalg.norm(safe.ee_pos) == pytest.approx(0.5 * DT)
+    # An absolute target may lead the measured TCP (not the old target) by at most max_speed * dt.
+    lagging = arm_state((0.45, 0.0, 0.2))
+    safe, report = arm_filter.filter(ArmCommand("ee_target", ee_pos=np.array([0.52, 0, 0.2])), lagging, target, DT)
+    assert report.violations == ("speed",)
+    np.testing.assert_allclose(safe.ee_pos, [0.5, 0, 0.2])
 
 
 def test_arm_workspace_box_is_enforced(arm_filter):
@@ -41,7 +46,7 @@ def test_arm_workspace_box_is_enforced(arm_filter):
     safe, report = arm_filter.filter(ArmCommand("ee_delta", ee_pos=np.array([0.03, 0, -0.03])), arm_state(target), target, DT)
     assert "workspace" in report.violations
     np.testing.assert_allclose(target + safe.ee_pos, [0.7, 0.0, 0.01])
-    safe, report = arm_filter.filter(ArmCommand("ee_target", ee_pos=np.array([0.72, 0, 0.2])), arm_state(target), np.array([0.69, 0, 0.2]), DT)
+    safe, report = arm_filter.filter(ArmCommand("ee_target", ee_pos=np.array([0.72, 0, 0.2])), arm_state((0.69, 0, 0.2)), np.array([0.69, 0, 0.2]), DT)
     assert report.violations == ("workspace",)
     np.testing.assert_allclose(safe.ee_pos, [0.7, 0, 0.2])
 

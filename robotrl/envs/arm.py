@@ -77,9 +77,11 @@ class ArmEnv(TwinEnv):
         self.state = self.arm.state()
 
     def _apply_action(self, action: np.ndarray) -> SafetyReport:
+        # Deltas are taken from the measured TCP, not the previous target (as on HIL-SERL's robots): a blocked
+        # arm never winds up its target, so contact forces stay bounded by stiffness * action_scale.
         delta = np.asarray(action[:3], float) * self.config.action_scale
         gripper = float((action[3] + 1) / 2) if self.uses_gripper else None
-        cmd = ArmCommand("ee_delta", ee_pos=delta, gripper=gripper)
+        cmd = ArmCommand("ee_target", ee_pos=self.state.ee_pos + delta, gripper=gripper)
         target, _ = self.arm.target_pose()
         safe, report = self.safety.filter(cmd, self.state, target, self.control_dt)
         self.arm.command(safe)
