@@ -8,7 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-EPILOG = "Examples:\n  robotrl envs\n  robotrl rollout --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --video pick.mp4"
+EPILOG = """Examples:
+  robotrl envs
+  robotrl rollout --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --video pick.mp4
+  robotrl record --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --out demos/pick.zarr
+  robotrl data info demos/pick.zarr"""
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -74,6 +78,51 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    from tqdm import tqdm
+
+    from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
+    from robotrl.experts import make_expert
+
+    overrides = {"cameras": args.cameras.split(",")} if args.cameras else {}
+    env = gym.make(args.env, config=args.config, **overrides)
+    policy = make_expert(env) if args.policy == "scripted" else None
+    store = EpisodeStore(args.out, mode="a")
+    recorder = EpisodeRecorder(store)
+    robot = getattr(env.unwrapped.config, "robot", "arm")
+    successes = []
+    bar = tqdm(range(args.episodes), desc=f"recording {args.policy} -> {args.out}", unit="ep", disable=args.quiet)
+    for ep in bar:
+        seed = args.seed + ep
+        obs, _ = env.reset(seed=seed)
+        if policy is not None:
+            policy.reset()
+        recorder.start(obs)
+        done, ret = False, 0.0
+        while not done:
+            action = policy(obs) if policy is not None else env.action_space.sample()
+            obs, reward, terminated, truncated, info = env.step(action)
+            recorder.step(action, reward, obs, terminated)
+            done, ret = terminated or truncated, ret + reward
+        recorder.finish(EpisodeMeta(source=args.source, task=args.env, robot=robot, success=bool(info["success"]), ret=ret, seed=seed))
+        successes.append(info["success"])
+        bar.set_postfix(success=f"{np.mean(successes):.0%}")
+    env.close()
+    print(f"recorded {args.episodes} episodes to {args.out} (store now holds {store.n_episodes})")
+    print(f"success rate {np.mean(successes):.2%}")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    import json
+
+    from robotrl.data import EpisodeStore
+
+    print(json.dumps(EpisodeStore(args.path).summary(), indent=2))
+    return 0
+
+
 def _save_frames(folder: Path, ep: int, step: int, render: np.ndarray, obs: dict) -> None:
     import imageio.v3 as iio
 
@@ -112,16 +161,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", help="write PNG frames (render + every camera) of the first episodes to this folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_rollout)
+
+    p = sub.add_parser(
+        "record", help="record episodes into a zarr episode store",
+        description="Run a policy and append every complete episode to a zarr episode store (created if "
+        "missing). A crash loses at most the episode in progress.",
+    )
+    p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0")
+    p.add_argument("--policy", choices=["scripted", "random"], default="scripted", help="who acts (default: scripted)")
+    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    p.add_argument("--out", required=True, help="episode store path, e.g. demos/pick.zarr")
+    p.add_argument("--source", choices=["demo", "intervention", "online", "eval"], default="demo", help="episode source tag (default: demo)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    p.add_argument("--config", help="YAML file overriding the task's config")
+    p.add_argument("--cameras", help="comma-separated cameras to record as images, e.g. front,wrist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_record)
+
+    data = sub.add_parser("data", help="inspect episode stores", description="Inspect zarr episode stores.")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    p = data_sub.add_parser("info", help="summarize a store", description="Episodes, steps, sources, success rate, keys and size of a store.")
+    p.add_argument("path", help="episode store path")
+    p.set_defaults(fn=cmd_data_info)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from robotrl.config import ConfigError
+    from robotrl.data import StoreError
 
     try:
         return args.fn(args)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, StoreError, ValueError) as exc:
         print(f"robotrl {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
