@@ -103,7 +103,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         while not done:
             action = policy(obs) if policy is not None else env.action_space.sample()
             obs, reward, terminated, truncated, info = env.step(action)
-            recorder.step(action, reward, obs, terminated)
+            recorder.step(action, reward, obs, terminated, success=bool(info["success"]))
             done, ret = terminated or truncated, ret + reward
         recorder.finish(EpisodeMeta(source=args.source, task=args.env, robot=robot, success=bool(info["success"]), ret=ret, seed=seed))
         successes.append(info["success"])

@@ -72,7 +72,8 @@ def test_recorder_writes_t_plus_one_rows(tmp_path):
     rec = EpisodeRecorder(store)
     rec.start({"state/x": np.zeros(2, np.float32)})
     for t in range(3):
-        rec.step(np.full(1, t, np.float32), float(t), {"state/x": np.full(2, t + 1, np.float32)}, terminated=t == 2, intervention=t == 1)
+        rec.step(np.full(1, t, np.float32), float(t), {"state/x": np.full(2, t + 1, np.float32)}, terminated=t == 2,
+                 intervention=t == 1, success=t == 2)
     rec.finish(EpisodeMeta(source="intervention", task="t"))
     ep = store.episode(0)
     assert ep["state.x"][:, 0].tolist() == [0, 1, 2, 3]
@@ -80,6 +81,7 @@ def test_recorder_writes_t_plus_one_rows(tmp_path):
     assert ep["is_last"].tolist() == [False, False, False, True]
     assert ep["intervention"].tolist() == [False, True, False, False]
     assert ep["is_terminal"][2]
+    assert ep["success"].tolist() == [False, False, False, True]  # the label belongs to the row's observation
 
 
 @pytest.mark.parametrize("kill_after", [0.6, 1.1, 1.7])

@@ -2,7 +2,8 @@
 
     data/<key>          every per-step array, episodes concatenated along time, chunked along time only
                         (observation keys with '/' -> '.', e.g. data/state.ee_pos, data/images.wrist)
-    data/action, data/reward, data/is_terminal, data/is_last, data/intervention
+    data/action, data/reward, data/is_terminal, data/is_last, data/intervention, data/success (per-step label:
+                        the task reported success after this step; what reward classifiers learn from)
     meta/episode_ends   end row (exclusive) of every complete episode: the commit record
     meta/<field>        one row per episode: source, success, return, task, robot, seed, twin
 
@@ -29,7 +30,7 @@ import zarr
 
 SOURCES = ("demo", "intervention", "online", "eval")
 Source = Literal["demo", "intervention", "online", "eval"]
-STEP_KEYS = ("action", "reward", "is_terminal", "is_last", "intervention")
+STEP_KEYS = ("action", "reward", "is_terminal", "is_last", "intervention", "success")
 CHUNK_BYTES = 2 << 20  # ~2 MB chunks along time, as diffusion_policy recommends
 IMAGE_COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.NOSHUFFLE)
 VECTOR_COMPRESSOR = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
@@ -226,7 +227,8 @@ class EpisodeRecorder:
         self._rows = {data_key(k): [np.asarray(v)] for k, v in obs.items()}
         self._steps: dict[str, list] = {k: [] for k in STEP_KEYS}
 
-    def step(self, action: np.ndarray, reward: float, next_obs: dict[str, np.ndarray], terminated: bool, intervention: bool = False) -> None:
+    def step(self, action: np.ndarray, reward: float, next_obs: dict[str, np.ndarray], terminated: bool,
+             intervention: bool = False, success: bool = False) -> None:
         if self._rows is None:
             raise RuntimeError("EpisodeRecorder.step before start")
         for k, v in next_obs.items():
@@ -237,6 +239,7 @@ class EpisodeRecorder:
         s["is_terminal"].append(bool(terminated))
         s["is_last"].append(False)
         s["intervention"].append(bool(intervention))
+        s["success"].append(bool(success))
 
     def finish(self, meta: EpisodeMeta) -> int:
         if self._rows is None or not self._steps["action"]:
@@ -248,6 +251,9 @@ class EpisodeRecorder:
         s["is_terminal"].append(s["is_terminal"][-1])
         s["is_last"].append(True)
         s["intervention"].append(False)
+        # Row t holds observation t; the success flag of step t describes observation t + 1, so shift by one:
+        # each row's label then belongs to its own observation (row 0, the reset state, is not a success).
+        s["success"] = [False, *s["success"]]
         rows = {k: np.stack(v) for k, v in {**self._rows, **s}.items()}
         self._rows = None
         return self.store.add_episode(rows, meta)
