@@ -1,0 +1,342 @@
+"""SAC in the RLPD / HIL-SERL recipe: LayerNorm critics in a vectorized ensemble with a random-subset min target,
+high update-to-data ratio, symmetric demo/online sampling, DrQ image shifts and an optional discrete gripper
+critic. Single-process and sampling-agnostic: :meth:`SACAgent.update` takes any dict batch (see replay.py).
+
+    agent = SACAgent(env.observation_space, env.action_space, load_sac_config({"utd": 20, "n_critics": 10}))
+    action = agent.act(obs)                                      # one observation in, one action out
+    stats = agent.update(sampler.sample(cfg.batch_size * cfg.utd, rng))
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from robotrl.config import StrictModel, configs_dir, load_config
+from robotrl.learning.networks import Actor, Critic, ObsEncoder, Policy, as_obs_dict, dict_space
+from robotrl.learning.replay import Batch, Episode, MixedSampler, ReplayBuffer, to_torch
+
+
+class SACConfig(StrictModel):
+    """Defaults follow HIL-SERL; the RLPD setting is ``n_critics: 10, utd: 20`` (configs/learners/sac.yaml)."""
+
+    batch_size: int = Field(256, ge=1)  # transitions per gradient step (a call to update() takes batch_size * utd)
+    discount: float = Field(0.97, gt=0, le=1)
+    lr: float = Field(3e-4, gt=0)  # actor, critic and temperature
+    init_temperature: float = Field(0.01, gt=0)
+    target_entropy: float | None = None  # None: -(number of continuous action dims)
+    n_critics: int = Field(2, ge=1)
+    critic_subset: int = Field(2, ge=1)  # target = min over a random subset of this many critics
+    utd: int = Field(1, ge=1)  # critic updates per update() call (= per env step in train_sac)
+    hidden: int = Field(256, ge=1)
+    depth: int = Field(2, ge=1)  # hidden layers in the actor, critic and gripper MLPs
+    layer_norm: bool = True
+    tau: float = Field(0.005, gt=0, le=1)  # Polyak rate of the target critic (encoder included)
+    backup_entropy: bool = False  # subtract alpha * log pi(a'|s') in the target (RLPD: true, HIL-SERL: false)
+    image_features: int = Field(64, ge=1)  # per-camera feature size
+    cnn_channels: int = Field(32, ge=1)
+    augment_pad: int = Field(4, ge=0)  # DrQ random shift in pixels (0: no augmentation)
+    pretrained_encoder: str | None = None  # path to a state_dict for the conv stack (never downloaded)
+    freeze_encoder: bool = False  # keep the conv stack fixed (with a pretrained one)
+    discrete_gripper: bool = False  # last action dim from a DQN-style critic over gripper_values
+    gripper_values: list[float] = Field(default_factory=lambda: [-1.0, 1.0], min_length=2)
+    gripper_epsilon: float = Field(0.1, ge=0, le=1)  # epsilon-greedy gripper exploration in act()
+    device: str = "auto"  # "auto": cuda when available, else cpu
+    num_threads: int = Field(0, ge=0)  # torch CPU threads (process-wide); 0 leaves torch's default
+
+    @model_validator(mode="after")
+    def _subset_fits(self) -> "SACConfig":
+        if self.critic_subset > self.n_critics:
+            raise ValueError(f"critic_subset ({self.critic_subset}) must be <= n_critics ({self.n_critics})")
+        return self
+
+
+def load_sac_config(*sources: str | Path | Mapping[str, Any] | None) -> SACConfig:
+    """configs/learners/sac.yaml, then each YAML file or dict in ``sources`` overriding it key by key."""
+    return load_config(SACConfig, configs_dir() / "learners" / "sac.yaml", *sources)
+
+
+def resolve_device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
+
+
+def _mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the last (batch) dim, weighted by ``mask`` when given (0 drops a transition)."""
+    return x.mean(-1) if mask is None else (x * mask).sum(-1) / mask.sum().clamp_min(1.0)
+
+
+class SACAgent:
+    """Networks, optimizers, temperature and counters of one SAC learner; see :meth:`update` for the schedule."""
+
+    def __init__(self, obs_space: gym.Space, action_space: gym.spaces.Box, config: SACConfig | None = None, seed: int = 0):
+        self.config = cfg = config or SACConfig()
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        # Flush denormals to zero (process-wide). With sparse rewards, Q-values, gradients and Adam moments decay
+        # toward 0 and x86 handles denormal floats in microcode: measured ~10x slower updates without this.
+        torch.set_flush_denormal(True)
+        self.device = resolve_device(cfg.device)
+        self.obs_space = dict_space(obs_space)
+        self.act_dim = int(action_space.shape[0])
+        self.cont_dim = self.act_dim - 1 if cfg.discrete_gripper else self.act_dim
+        self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -float(self.cont_dim)
+
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
+            torch.manual_seed(seed)
+            encoder = ObsEncoder(self.obs_space, cfg.image_features, cfg.cnn_channels, cfg.pretrained_encoder,
+                                 cfg.freeze_encoder)
+            self.critic = Critic(encoder, self.cont_dim, cfg.n_critics, cfg.hidden, cfg.depth, cfg.layer_norm,
+                                 len(cfg.gripper_values) if cfg.discrete_gripper else 0).to(self.device)
+            self.actor = Actor(encoder.out_dim, self.cont_dim, cfg.hidden, cfg.depth, cfg.layer_norm).to(self.device)
+        self.target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.policy = Policy(self.critic.encoder, self.actor, self.critic.gripper, cfg.gripper_values).to(self.device)
+        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
+
+        # Fused Adam: one kernel for all parameters instead of a handful of ops per tensor.
+        self.critic_params = [p for p in self.critic.parameters() if p.requires_grad]
+        self.actor_params = list(self.actor.parameters())
+        self.critic_opt = torch.optim.Adam(self.critic_params, lr=cfg.lr, fused=True)
+        # The actor and the temperature step together once per update(): one optimizer, two param groups.
+        self.actor_opt = torch.optim.Adam([{"params": self.actor_params}, {"params": [self.log_alpha]}], lr=cfg.lr,
+                                          fused=True)
+        self._online, self._targets = list(self.critic.parameters()), list(self.target.parameters())
+        # The encoder has parameters only with cameras; state-only features are the same tensors for the
+        # target critic, so it is run once.
+        self._encoder_has_params = any(True for _ in encoder.parameters())
+
+        self.generator = torch.Generator(self.device).manual_seed(seed)  # all sampling noise: resumable
+        self.num_updates = 0  # update() calls = actor updates
+        self.num_critic_updates = 0
+
+    # -- acting --------------------------------------------------------------------------------------------
+    def obs_to_torch(self, obs: Mapping | np.ndarray) -> dict[str, torch.Tensor]:
+        """One observation -> a batch of one on the learner's device (keys the encoder does not use are dropped)."""
+        obs = as_obs_dict(obs)
+        return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device)[None] for k in self.obs_space.spaces}
+
+    @torch.inference_mode()
+    def act(self, obs: Mapping | np.ndarray, deterministic: bool = False) -> np.ndarray:
+        action = self.policy(self.obs_to_torch(obs), deterministic, self.generator, self.config.gripper_epsilon)
+        return action[0].cpu().numpy()
+
+    # -- learning ------------------------------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One RLPD step: split ``batch`` (``batch_size * utd`` transitions, torch tensors or numpy) into ``utd``
+        mini-batches; take one critic step (+ Polyak update of the target) on each, then ONE actor step and
+        ONE temperature step on the last mini-batch. A high UTD thus makes the critic fit fast while the policy
+        moves at the usual rate, as in RLPD/REDQ. Optional ``batch["mask"]`` (B,) weights transitions (0 = skip).
+        """
+        cfg = self.config
+        batch = to_torch(batch, self.device)
+        n = batch["reward"].shape[0]
+        if n % cfg.utd:
+            raise ValueError(f"update: batch of {n} transitions does not split into utd={cfg.utd} mini-batches")
+        minis = _split(batch, cfg.utd)
+        alpha = self.log_alpha.detach().exp()
+        for mini in minis:
+            feat, critic_stats = self._critic_step(mini, alpha)
+        actor_stats = self._actor_step(feat, minis[-1].get("mask"), alpha)
+        self.num_updates += 1
+        keys = ["critic_loss", "q", "gripper_loss", "actor_loss", "entropy"]
+        values = torch.stack([*critic_stats, *actor_stats]).tolist()  # one device sync for all stats
+        return {**dict(zip(keys, values)), "temperature": float(self.log_alpha.detach().exp())}
+
+    def _critic_step(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        cfg, g, enc = self.config, self.generator, self.critic.encoder
+        obs, next_obs, mask = b["obs"], b["next_obs"], b.get("mask")
+        if cfg.augment_pad:
+            obs, next_obs = enc.augment(obs, cfg.augment_pad, g), enc.augment(next_obs, cfg.augment_pad, g)
+        not_done = 1.0 - b["done"].float()
+        with torch.no_grad():
+            next_feat = enc(next_obs)  # the policy reads the online encoder, as when acting
+            next_action, next_logp = self.actor(next_feat, generator=g)
+            target_feat = self.target.encoder(next_obs) if self._encoder_has_params else next_feat
+            next_q = self.target.q(target_feat, next_action)  # (N, B)
+            if cfg.critic_subset < cfg.n_critics:  # RLPD/REDQ: min over a random subset curbs overestimation
+                next_q = next_q[torch.randperm(cfg.n_critics, device=self.device, generator=g)[: cfg.critic_subset]]
+            next_v = next_q.min(0).values
+            if cfg.backup_entropy:
+                next_v = next_v - alpha * next_logp
+            target_q = b["reward"] + cfg.discount * not_done * next_v
+
+        feat = enc(obs)
+        q = self.critic.q(feat, b["action"][:, : self.cont_dim])
+        loss = _mean((q - target_q).square(), mask).sum()  # each critic's own MSE, summed
+        gripper_loss = torch.zeros((), device=self.device)
+        if self.critic.gripper is not None:
+            # DQN on the gripper command: the stored action's nearest gripper value is the discrete action.
+            values = self.policy.gripper_values
+            index = (b["action"][:, -1:] - values).abs().argmin(-1)
+            with torch.no_grad():
+                target_g = b["reward"] + cfg.discount * not_done * self.target.gripper(target_feat).max(-1).values
+            q_g = self.critic.gripper(feat).gather(1, index[:, None]).squeeze(1)
+            gripper_loss = _mean((q_g - target_g).square(), mask)
+            loss = loss + gripper_loss
+
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        with torch.no_grad():  # Polyak: target <- (1 - tau) target + tau online, one fused op over every tensor
+            torch._foreach_lerp_(self._targets, self._online, cfg.tau)
+        self.num_critic_updates += 1
+        return feat.detach(), [loss.detach(), q.detach().mean(), gripper_loss.detach()]
+
+    def _actor_step(self, feat: torch.Tensor, mask: torch.Tensor | None, alpha: torch.Tensor) -> list[torch.Tensor]:
+        action, logp = self.actor(feat, generator=self.generator)
+        q = self.critic.q(feat, action).mean(0)  # mean over the ensemble, as RLPD and HIL-SERL
+        actor_loss = _mean(alpha * logp - q, mask)
+        # Gradients for the actor only: the critic's weight gradients would be computed and thrown away.
+        grads = torch.autograd.grad(actor_loss, self.actor_params)
+        for p, grad in zip(self.actor_params, grads):
+            p.grad = grad
+        # Temperature loss -log_alpha * (logp + target_entropy): its gradient written out directly. alpha grows
+        # while the policy's entropy (-logp) is below the target and shrinks above it.
+        entropy = -_mean(logp.detach(), mask)
+        self.log_alpha.grad = (entropy - self.target_entropy).reshape(())
+        self.actor_opt.step()
+        return [actor_loss.detach(), entropy]
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to resume learning exactly (networks, optimizers, temperature, counters, the RNG).
+        Tensors are live references, as with nn.Module.state_dict: torch.save it or deepcopy it."""
+        return {
+            "critic": self.critic.state_dict(), "target": self.target.state_dict(), "actor": self.actor.state_dict(),
+            "log_alpha": self.log_alpha.detach(), "critic_opt": self.critic_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "num_updates": self.num_updates, "num_critic_updates": self.num_critic_updates,
+            "rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.target.load_state_dict(state["target"])
+        self.actor.load_state_dict(state["actor"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.num_updates, self.num_critic_updates = int(state["num_updates"]), int(state["num_critic_updates"])
+        self.generator.set_state(state["rng"])
+
+    def policy_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what acting needs (encoder, actor, gripper critic): what the learner ships to actor processes."""
+        return self.policy.state_dict()
+
+    def load_policy_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.policy.load_state_dict(state)
+
+
+def _split(batch: Batch, k: int) -> list[Batch]:
+    """``k`` equal consecutive mini-batches of a (nested) dict batch; views, no copies."""
+    if k == 1:
+        return [batch]
+    parts = [{} for _ in range(k)]
+    for key, value in batch.items():
+        chunks = _split(value, k) if isinstance(value, Mapping) else value.chunk(k)
+        for part, chunk in zip(parts, chunks):
+            part[key] = chunk
+    return parts
+
+
+# -- a single-process training loop for the twin ---------------------------------------------------------
+
+
+def collect_episodes(env: gym.Env, policy: Callable, n: int, seed: int = 0) -> list[Episode]:
+    """``n`` episodes of ``policy`` (obs -> action; ``policy.reset()`` is called when it has one), e.g. demos
+    from :func:`robotrl.experts.make_expert`."""
+    episodes = []
+    for i in range(n):
+        obs, _ = env.reset(seed=seed + i)
+        if hasattr(policy, "reset"):
+            policy.reset()
+        observations, actions, rewards, terms, done = [as_obs_dict(obs)], [], [], [], False
+        while not done:
+            action = np.asarray(policy(obs), np.float32)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            observations.append(as_obs_dict(obs))
+            actions.append(action), rewards.append(reward), terms.append(terminated)
+            done = terminated or truncated
+        episodes.append({"obs": {k: np.stack([o[k] for o in observations]) for k in observations[0]},
+                         "action": np.stack(actions), "reward": np.asarray(rewards, np.float32),
+                         "terminated": np.asarray(terms)})
+    return episodes
+
+
+def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> tuple[float, float]:
+    """(success rate, mean return) of the deterministic policy over ``episodes`` fixed-seed episodes."""
+    wins, returns = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, ret, info = False, 0.0, {}
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(agent.act(obs, deterministic=True))
+            ret, done = ret + float(reward), terminated or truncated
+        wins.append(bool(info.get("success", info.get("is_success", False))))
+        returns.append(ret)
+    return float(np.mean(wins)), float(np.mean(returns))
+
+
+def train_sac(
+    env: str | gym.Env,
+    config: SACConfig | None = None,
+    demos: list[Episode] | None = None,
+    total_steps: int = 10_000,
+    eval_every: int = 1_000,
+    eval_episodes: int = 10,
+    warmup_steps: int = 1_000,
+    seed: int = 0,
+    env_kwargs: Mapping[str, Any] | None = None,
+    agent: SACAgent | None = None,
+    log: Callable[[str], None] | None = print,
+) -> list[tuple[int, float]]:
+    """Train SAC on one env in this process; returns [(env_steps, eval success rate)] every ``eval_every`` steps.
+
+    The first ``warmup_steps`` actions are uniform random (with demos, a small or zero warm-up is usual: the
+    demo buffer already seeds learning). After that, each env step: act -> step -> store -> one
+    ``agent.update`` on ``batch_size * utd`` transitions, sampled 50/50 from the demos and the online buffer
+    (RLPD). Evaluation runs on a second env made from the id, or on ``env`` itself (its training episode then
+    restarts). Pass your own ``agent`` to keep it after training.
+    """
+    make = (lambda: gym.make(env, **(env_kwargs or {}))) if isinstance(env, str) else None
+    train_env = make() if make else env
+    eval_env = make() if make else env
+    agent = agent or SACAgent(train_env.observation_space, train_env.action_space, config, seed)
+    cfg = agent.config
+    obs_space, act_dim = train_env.observation_space, agent.act_dim
+    online = ReplayBuffer(obs_space, act_dim, capacity=max(total_steps, 1))
+    offline = ReplayBuffer(obs_space, act_dim, capacity=max(sum(len(e["action"]) for e in demos or []), 1))
+    for episode in demos or []:
+        offline.add_episode(episode)
+    sampler = MixedSampler(offline, online, ratio=0.5)
+    rng = np.random.default_rng(seed)
+    train_env.action_space.seed(seed)
+
+    history: list[tuple[int, float]] = []
+    obs, _ = train_env.reset(seed=seed)
+    for step in range(1, total_steps + 1):
+        action = train_env.action_space.sample() if step <= warmup_steps else agent.act(obs)
+        next_obs, reward, terminated, truncated, _ = train_env.step(action)
+        online.add(obs, action, reward, next_obs, terminated)
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = train_env.reset()
+        if step > warmup_steps and len(sampler) >= cfg.batch_size:
+            agent.update(sampler.sample(cfg.batch_size * cfg.utd, rng))
+        if step % eval_every == 0:
+            success, ret = evaluate(agent, eval_env, eval_episodes)
+            history.append((step, success))
+            if log:
+                log(f"step {step}: success {success:.2f}, return {ret:.2f}, updates {agent.num_updates}")
+            if eval_env is train_env:
+                obs, _ = train_env.reset()
+    if make:
+        train_env.close(), eval_env.close()
+    return history
