@@ -12,7 +12,9 @@ EPILOG = """Examples:
   robotrl envs
   robotrl rollout --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --video pick.mp4
   robotrl record --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --out demos/pick.zarr
-  robotrl data info demos/pick.zarr"""
+  robotrl data info demos/pick.zarr
+  robotrl train sac --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --out runs/pick
+  robotrl eval --run runs/pick --episodes 20"""
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -123,6 +125,34 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from robotrl.config import read_yaml
+    from robotrl.learning.sac import load_sac_config
+    from robotrl.runtime.train import RunConfig, train
+
+    sac = {**(read_yaml(args.config) if args.config else {}), **({"utd": args.utd} if args.utd else {})}
+    load_sac_config(args.config, sac)  # validate now: a bad key fails naming the file, not minutes into training
+    env_kwargs = {"cameras": args.cameras.split(",")} if args.cameras else {}
+    if args.reward:
+        env_kwargs["reward"] = args.reward
+    cfg = RunConfig(env=args.env, env_kwargs=env_kwargs, sac=sac, demos=args.demos, human=args.human, seed=args.seed,
+                    total_steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes)
+    history = train(cfg, args.out, processes=args.processes, progress=not args.quiet)
+    if history:
+        print(f"final eval success rate {history[-1]['success']:.2%} after {history[-1]['env_steps']} env steps")
+    print(f"run: {args.out} (learning_curve.png, metrics.jsonl, TensorBoard: tensorboard --logdir {args.out}/tb)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from robotrl.runtime.train import evaluate_run
+
+    success, ret = evaluate_run(args.run, args.episodes, args.seed)
+    print(f"run {args.run}  episodes {args.episodes}  mean return {ret:.3f}")
+    print(f"success rate {success:.2%}")
+    return 0
+
+
 def _save_frames(folder: Path, ep: int, step: int, render: np.ndarray, obs: dict) -> None:
     import imageio.v3 as iio
 
@@ -177,6 +207,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", help="comma-separated cameras to record as images, e.g. front,wrist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_record)
+
+    train = sub.add_parser("train", help="train a policy in the twin", description="Train a policy; see `robotrl train sac --help`.")
+    train_sub = train.add_subparsers(dest="algo", required=True, metavar="ALGORITHM")
+    p = train_sub.add_parser(
+        "sac", help="SAC in the RLPD / HIL-SERL recipe",
+        description="Train SAC (RLPD / HIL-SERL recipe) on a task, from scratch or from demonstrations, optionally "
+        "with a scripted human intervening. Writes a run folder (checkpoint, episodes, TensorBoard, learning "
+        "curve); running the same --out again resumes it.",
+    )
+    p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0")
+    p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    p.add_argument("--demos", help="episode store with demonstrations (see `robotrl record`)")
+    p.add_argument("--config", help="learner YAML overriding configs/learners/sac.yaml")
+    p.add_argument("--steps", type=int, default=20_000, help="env steps to train for, in total (default: 20000)")
+    p.add_argument("--utd", type=int, help="update-to-data ratio (critic steps per env step)")
+    p.add_argument("--eval-every", type=int, default=1000, help="env steps between evaluations (default: 1000)")
+    p.add_argument("--eval-episodes", type=int, default=20, help="episodes per evaluation (default: 20)")
+    p.add_argument("--reward", choices=["sparse", "dense"], help="override the task's reward type")
+    p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist")
+    p.add_argument("--human", choices=["none", "scripted"], default="none", help="a scripted human intervenes (ArmPickCube)")
+    p.add_argument("--processes", action="store_true", help="actor and learner in separate processes (as on a robot)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained run", description="Run a trained policy deterministically on fresh seeds and print its success rate.")
+    p.add_argument("--run", required=True, help="run folder written by `robotrl train`")
+    p.add_argument("--episodes", type=int, default=20, help="episodes (default: 20)")
+    p.add_argument("--seed", type=int, default=20_000, help="seed of the first episode (default: 20000)")
+    p.set_defaults(fn=cmd_eval)
 
     data = sub.add_parser("data", help="inspect episode stores", description="Inspect zarr episode stores.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")

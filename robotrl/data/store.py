@@ -256,7 +256,20 @@ class EpisodeRecorder:
         s["success"] = [False, *s["success"]]
         rows = {k: np.stack(v) for k, v in {**self._rows, **s}.items()}
         self._rows = None
+        self.last_rows = rows  # a learner in the same process ingests these without re-reading the store
         return self.store.add_episode(rows, meta)
+
+
+def transitions(rows: dict[str, np.ndarray]) -> dict:
+    """One stored episode as the learner's episode dict: observations (T + 1 rows, '/' keys) and T steps."""
+    steps = slice(0, len(rows["action"]) - 1)
+    return {
+        "obs": {obs_key(k): v for k, v in rows.items() if k not in STEP_KEYS},
+        "action": rows["action"][steps],
+        "reward": rows["reward"][steps],
+        "terminated": rows["is_terminal"][steps],
+        "intervention": rows["intervention"][steps],
+    }
 
 
 def _scalar(x):

@@ -1,0 +1,81 @@
+"""The actor: steps the env with the newest policy weights, lets a human intervene, records every episode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
+from robotrl.interventions import InterventionWrapper
+from robotrl.learning.sac import SACAgent
+from robotrl.runtime.transport import WeightsTransport
+
+
+class Actor:
+    """One env step per ``step()``. With a ``transport``, new weights are loaded every ``poll_every`` steps
+    without stopping; if the learner is gone the actor simply keeps its last weights."""
+
+    def __init__(self, env: gym.Env, agent: SACAgent, store: EpisodeStore, task: str, transport: WeightsTransport | None = None,
+                 random_steps: int = 0, poll_every: int = 10, seed: int = 0):
+        self.env, self.agent, self.transport = env, agent, transport
+        self.recorder = EpisodeRecorder(store)
+        self.task, self.robot = task, str(getattr(env.unwrapped.config, "robot", "arm"))
+        self.random_steps, self.poll_every, self.seed = random_steps, poll_every, seed
+        self.weights_version = -1
+        self.env_steps = self.episodes = 0
+        self.env.action_space.seed(seed)
+        self._obs = self._begin()
+
+    def _begin(self):
+        obs, _ = self.env.reset(seed=self.seed + self.episodes)
+        self.recorder.start(obs)
+        self._return, self._intervened = 0.0, False
+        return obs
+
+    def poll_weights(self) -> bool:
+        if self.transport is None:
+            return False
+        new = self.transport.poll(self.weights_version)
+        if new is None:
+            return False
+        self.weights_version, weights = new
+        self.agent.load_policy_state_dict(weights)
+        return True
+
+    def step(self) -> dict[str, Any] | None:
+        """Act once; returns a summary of the episode when this step ended one (it is then in the store)."""
+        if self.transport is not None and self.env_steps % self.poll_every == 0:
+            self.poll_weights()
+        random = self.env_steps < self.random_steps
+        action = self.env.action_space.sample() if random else self.agent.act(self._obs)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        intervened = bool(info.get("intervention", False))
+        executed = info.get("action", action)
+        self.recorder.step(executed, reward, obs, terminated, intervention=intervened, success=bool(info["success"]))
+        self._obs, self._return = obs, self._return + float(reward)
+        self._intervened |= intervened
+        self.env_steps += 1
+        if not (terminated or truncated):
+            return None
+        meta = EpisodeMeta(source="intervention" if self._intervened else "online", task=self.task, robot=self.robot,
+                           success=bool(info["success"]), ret=self._return, seed=self.seed + self.episodes)
+        index = self.recorder.finish(meta)
+        summary = {"index": index, "rows": self.recorder.last_rows, "meta": meta,
+                   "intervention_rate": info.get("intervention_rate", 0.0)}
+        self.episodes += 1
+        self._obs = self._begin()
+        return summary
+
+
+def make_actor_env(env_id: str, env_kwargs: dict, human: str, seed: int) -> gym.Env:
+    """The training env, with the scripted human wrapped around it when ``human == "scripted"``."""
+    env = gym.make(env_id, **env_kwargs)
+    if human == "none":
+        return env
+    from robotrl.experts import make_expert
+    from robotrl.interventions import ScriptedIntervener, cube_drifted_away
+
+    if env_id != "robotrl/ArmPickCube-v0":
+        raise ValueError(f"the scripted human exists for robotrl/ArmPickCube-v0 only, not {env_id}")
+    return InterventionWrapper(env, ScriptedIntervener(make_expert(env), cube_drifted_away(), hold_steps=5, noise=0.1, seed=seed))

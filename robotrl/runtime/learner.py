@@ -1,0 +1,107 @@
+"""The learner: turns stored episodes into replay, updates SAC, publishes versioned weights, checkpoints.
+
+Replay follows HIL-SERL: demos and every intervened transition go to the offline buffer, every actor
+transition to the online buffer, and each batch is half of each (RLPD). The buffers are rebuilt from the
+episode stores on resume, so a checkpoint holds only what is not on disk already: networks, optimizers,
+temperature and counters.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robotrl.data import EpisodeStore
+from robotrl.data.store import transitions
+from robotrl.learning.replay import MixedSampler, ReplayBuffer
+from robotrl.learning.sac import SACAgent
+from robotrl.runtime.transport import WeightsTransport
+
+
+class Learner:
+    def __init__(self, agent: SACAgent, obs_space, transport: WeightsTransport | None = None, publish_every: int = 50,
+                 capacity: int = 1_000_000, seed: int = 0):
+        self.agent, self.transport, self.publish_every = agent, transport, publish_every
+        act_dim = agent.act_dim
+        self.offline = ReplayBuffer(obs_space, act_dim, capacity)
+        self.online = ReplayBuffer(obs_space, act_dim, capacity)
+        self.sampler = MixedSampler(self.offline, self.online, ratio=0.5)
+        self.rng = np.random.default_rng(seed)
+        self.env_steps = 0
+        self.version = 0
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def add_demos(self, store: EpisodeStore) -> int:
+        n = 0
+        for _, rows in store.episodes():
+            ep = transitions(rows)
+            self.offline.add_episode(ep)
+            n += len(ep["action"])
+        return n
+
+    def ingest(self, rows: dict[str, np.ndarray]) -> None:
+        """One actor episode: all of it online, its intervened steps offline as well."""
+        ep = transitions(rows)
+        self.online.add_episode(ep)
+        for t in np.flatnonzero(ep["intervention"]):
+            self.offline.add({k: v[t] for k, v in ep["obs"].items()}, ep["action"][t], ep["reward"][t],
+                             {k: v[t + 1] for k, v in ep["obs"].items()}, ep["terminated"][t])
+        self.env_steps += len(ep["action"])
+
+    # -- learning ------------------------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return len(self.sampler) >= self.agent.config.batch_size
+
+    def update(self) -> dict[str, float]:
+        cfg = self.agent.config
+        stats = self.agent.update(self.sampler.sample(cfg.batch_size * cfg.utd, self.rng))
+        if self.transport is not None and self.agent.num_updates % self.publish_every == 0:
+            self.publish()
+        return stats
+
+    def publish(self) -> None:
+        self.version += 1
+        self.transport.publish(self.version, self.agent.policy_state_dict())
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Atomic: a crash mid-save leaves the previous checkpoint intact."""
+        path = Path(path)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"agent": self.agent.state_dict(), "env_steps": self.env_steps, "version": self.version,
+                    "rng": self.rng.bit_generator.state, **(extra or {})}, tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: str | Path) -> dict[str, Any]:
+        blob = torch.load(path, map_location=self.agent.device, weights_only=False)
+        self.agent.load_state_dict(blob["agent"])
+        self.env_steps, self.version = blob["env_steps"], blob["version"]
+        self.rng.bit_generator.state = blob["rng"]
+        return blob
+
+
+def serve(learner: Learner, store_path: Path, checkpoint: Path, stop_file: Path, utd_cap: bool = True,
+          checkpoint_every: int = 500, poll_seconds: float = 0.05) -> None:
+    """Learner process loop: tail the actor's store, update while there is data, publish and checkpoint."""
+    store = EpisodeStore(store_path)
+    seen = 0
+    learner.publish()  # version 1: the actor starts from the learner's (possibly resumed) weights
+    while not stop_file.exists():
+        store.refresh()
+        for i in range(seen, store.n_episodes):
+            learner.ingest(store.episode(i))
+        seen = store.n_episodes
+        # One update() per env step on average (each update is batch_size * utd transitions): keeps the
+        # update-to-data ratio of the single-process loop instead of overfitting the first episodes.
+        if learner.ready() and (not utd_cap or learner.agent.num_updates < learner.env_steps):
+            learner.update()
+            if learner.agent.num_updates % checkpoint_every == 0:
+                learner.save(checkpoint)
+        else:
+            time.sleep(poll_seconds)
+    learner.save(checkpoint)

@@ -1,0 +1,190 @@
+"""`robotrl train sac`: a run folder, the actor and the learner, in one process (sim) or two (``processes``).
+
+    RUN/run.yaml          what was asked (env, overrides, learner config, demos, seed): eval and resume read it
+    RUN/episodes.zarr     every actor episode (the online data; the buffers are rebuilt from it on resume)
+    RUN/checkpoint.pt     learner state: networks, optimizers, temperature, counters
+    RUN/weights/          versioned policy weights (learner -> actor)
+    RUN/metrics.jsonl, RUN/tb/ (TensorBoard), RUN/learning_curve.png
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import yaml
+from pydantic import Field
+from tqdm import tqdm
+
+from robotrl.config import StrictModel, load_config
+from robotrl.data import EpisodeStore
+from robotrl.learning.sac import SACAgent, evaluate, load_sac_config
+from robotrl.runtime.actor import Actor, make_actor_env
+from robotrl.runtime.learner import Learner, serve
+from robotrl.runtime.transport import FileWeights
+
+
+class RunConfig(StrictModel):
+    env: str
+    env_kwargs: dict[str, Any] = {}
+    sac: dict[str, Any] = {}  # overrides of configs/learners/sac.yaml
+    demos: str | None = None  # episode store with demonstrations (robotrl record)
+    human: Literal["none", "scripted"] = "none"  # a scripted intervener (ArmPickCube)
+    seed: int = 0
+    total_steps: int = Field(20_000, ge=1)
+    random_steps: int | None = Field(None, ge=0)  # uniform random actions first; default 0 with demos, else 1000
+    eval_every: int = Field(1000, ge=1)
+    eval_episodes: int = Field(20, ge=1)
+
+
+def load_run(run: Path) -> RunConfig:
+    return load_config(RunConfig, run / "run.yaml")
+
+
+def _setup(cfg: RunConfig, run: Path) -> tuple[gym.Env, SACAgent, Learner, EpisodeStore]:
+    env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed)
+    agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
+    learner = Learner(agent, env.observation_space, seed=cfg.seed)
+    if cfg.demos:
+        learner.add_demos(EpisodeStore(cfg.demos))
+    return env, agent, learner, EpisodeStore(run / "episodes.zarr", mode="a")
+
+
+def _resume(learner: Learner, run: Path, store: EpisodeStore) -> bool:
+    """Reload networks and counters from the checkpoint and the online buffer from the store."""
+    if not (run / "checkpoint.pt").exists():
+        return False
+    learner.load(run / "checkpoint.pt")
+    learner.env_steps = 0
+    for _, rows in store.episodes():
+        learner.ingest(rows)
+    return True
+
+
+def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bool = True) -> list[dict]:
+    """Train (or resume) the run in ``run``; returns the evaluation history."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "run.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    env, agent, learner, store = _setup(cfg, run)
+    resumed = _resume(learner, run, store)
+    random_steps = cfg.random_steps if cfg.random_steps is not None else (0 if cfg.demos else 1000)
+    transport = FileWeights(run / "weights") if processes else None
+    actor = Actor(env, agent, store, cfg.env, transport, random_steps=random_steps, seed=cfg.seed)
+    actor.env_steps, actor.episodes = learner.env_steps, store.n_episodes
+    actor._obs = actor._begin()  # restart the episode sequence where the store left off
+    eval_env = gym.make(cfg.env, **cfg.env_kwargs)
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb = SummaryWriter(str(run / "tb"))
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] if resumed and (run / "metrics.jsonl").exists() else []
+    learner_proc = _start_learner(run) if processes else None
+    start, rates = time.time(), []
+    bar = tqdm(total=cfg.total_steps, initial=actor.env_steps, desc=f"SAC on {cfg.env}", unit="step", disable=not progress)
+    if resumed:
+        bar.write(f"resumed {run} at env step {actor.env_steps} ({agent.num_updates} updates)")
+    try:
+        while actor.env_steps < cfg.total_steps:
+            episode = actor.step()
+            bar.update(1)
+            if episode is not None:
+                rates.append(episode["intervention_rate"])
+                tb.add_scalar("train/episode_return", episode["meta"].ret, actor.env_steps)
+                tb.add_scalar("train/episode_success", float(episode["meta"].success), actor.env_steps)
+                tb.add_scalar("train/intervention_rate", episode["intervention_rate"], actor.env_steps)
+                if not processes:
+                    learner.ingest(episode["rows"])
+            if not processes and actor.env_steps > random_steps and learner.ready():
+                stats = learner.update()
+                if agent.num_updates % 100 == 0:
+                    for k, v in stats.items():
+                        tb.add_scalar(f"learner/{k}", v, actor.env_steps)
+            if actor.env_steps % cfg.eval_every == 0:
+                success, ret = evaluate(agent, eval_env, cfg.eval_episodes)
+                row = {"env_steps": actor.env_steps, "success": success, "return": ret, "updates": agent.num_updates,
+                       "weights_version": actor.weights_version, "intervention_rate": float(np.mean(rates)) if rates else 0.0,
+                       "wall_s": time.time() - start}
+                rates = []
+                history.append(row)
+                with open(run / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                tb.add_scalar("eval/success", success, actor.env_steps)
+                tb.add_scalar("eval/return", ret, actor.env_steps)
+                bar.set_postfix(success=f"{success:.0%}", updates=agent.num_updates)
+                if not processes:
+                    learner.save(run / "checkpoint.pt")
+    finally:
+        bar.close()
+        tb.close()
+        if learner_proc is not None:
+            (run / "STOP").touch()
+            learner_proc.join(timeout=60)
+            (run / "STOP").unlink(missing_ok=True)
+        elif actor.env_steps:
+            learner.save(run / "checkpoint.pt")
+    plot_curve(history, run / "learning_curve.png", cfg.env)
+    return history
+
+
+def _start_learner(run: Path) -> mp.Process:
+    (run / "STOP").unlink(missing_ok=True)
+    # spawn, never fork: the parent may hold a GL context (MuJoCo rendering) and torch threads.
+    proc = mp.get_context("spawn").Process(target=learner_main, args=(str(run),), daemon=True)
+    proc.start()
+    return proc
+
+
+def learner_main(run: str) -> None:
+    """Entry point of the learner process (also `python -m robotrl.runtime.train RUN`)."""
+    run_dir = Path(run)
+    cfg = load_run(run_dir)
+    env, agent, learner, store = _setup(cfg, run_dir)
+    env.close()
+    learner.transport = FileWeights(run_dir / "weights")
+    _resume(learner, run_dir, store)
+    serve(learner, run_dir / "episodes.zarr", run_dir / "checkpoint.pt", run_dir / "STOP")
+
+
+def plot_curve(history: list[dict], path: Path, title: str) -> None:
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["env_steps"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [h["success"] for h in history], marker="o", label="eval success")
+    if any(h["intervention_rate"] for h in history):
+        ax.plot(steps, [h["intervention_rate"] for h in history], marker=".", label="intervention rate")
+    ax.set(xlabel="env steps", ylabel="rate", ylim=(-0.02, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def evaluate_run(run: str | Path, episodes: int, seed: int = 20_000) -> tuple[float, float]:
+    """Success rate and mean return of a run's checkpointed policy on fresh seeds."""
+    run = Path(run)
+    if not (run / "checkpoint.pt").exists():
+        raise ValueError(f"{run}: no checkpoint.pt; train first with `robotrl train sac --out {run}`")
+    cfg = load_run(run)
+    env = gym.make(cfg.env, **cfg.env_kwargs)
+    agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
+    learner = Learner(agent, env.observation_space, capacity=1)
+    learner.load(run / "checkpoint.pt")
+    return evaluate(agent, env, episodes, seed)
+
+
+if __name__ == "__main__":
+    import sys
+
+    learner_main(sys.argv[1])
