@@ -40,6 +40,7 @@ class RunConfig(StrictModel):
     random_steps: int | None = Field(None, ge=0)  # uniform random actions first; default 0 with demos, else 1000
     eval_every: int = Field(1000, ge=1)
     eval_episodes: int = Field(20, ge=1)
+    stop_success: float | None = Field(None, gt=0, le=1)  # stop once an evaluation reaches this success rate
 
 
 def load_run(run: Path) -> RunConfig:
@@ -118,6 +119,8 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
                 bar.set_postfix(success=f"{success:.0%}", updates=agent.num_updates)
                 if not processes:
                     learner.save(run / "checkpoint.pt")
+                if cfg.stop_success is not None and success >= cfg.stop_success:
+                    break
     finally:
         bar.close()
         tb.close()
