@@ -36,13 +36,11 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     import gymnasium as gym
     from tqdm import tqdm
 
-    from robotrl.experts import make_expert
-
     overrides = {}
     if args.cameras:
         overrides["cameras"] = args.cameras.split(",")
     env = gym.make(args.env, config=args.config, render_mode="rgb_array" if (args.video or args.frames) else None, **overrides)
-    policy = make_expert(env) if args.policy == "scripted" else None
+    policy = make_policy(env, args.policy)
     video: list[np.ndarray] = []
     frames_dir = Path(args.frames) if args.frames else None
     if frames_dir:
@@ -51,7 +49,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     bar = tqdm(range(args.episodes), desc=f"{args.policy} on {args.env}", unit="ep", disable=args.quiet)
     for ep in bar:
         obs, info = env.reset(seed=args.seed + ep)
-        if policy is not None:
+        if hasattr(policy, "reset"):
             policy.reset()
         done, ret, cost, step = False, 0.0, 0.0, 0
         while not done:
@@ -80,16 +78,31 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def make_policy(env, name: str):
+    """"scripted" (the task's expert), "random" (None: sample the action space) or a run folder (its policy)."""
+    if name == "random":
+        return None
+    if name == "scripted":
+        from robotrl.experts import make_expert
+
+        return make_expert(env)
+    from robotrl.runtime.train import load_agent
+
+    agent, cfg = load_agent(name)
+    if cfg.env != env.spec.id:
+        raise ValueError(f"run {name} was trained on {cfg.env}, not {env.spec.id}")
+    return lambda obs: agent.act(obs, deterministic=True)
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     import gymnasium as gym
     from tqdm import tqdm
 
     from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
-    from robotrl.experts import make_expert
 
     overrides = {"cameras": args.cameras.split(",")} if args.cameras else {}
     env = gym.make(args.env, config=args.config, **overrides)
-    policy = make_expert(env) if args.policy == "scripted" else None
+    policy = make_policy(env, args.policy)
     store = EpisodeStore(args.out, mode="a")
     recorder = EpisodeRecorder(store)
     robot = getattr(env.unwrapped.config, "robot", "arm")
@@ -98,7 +111,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     for ep in bar:
         seed = args.seed + ep
         obs, _ = env.reset(seed=seed)
-        if policy is not None:
+        if hasattr(policy, "reset"):
             policy.reset()
         recorder.start(obs)
         done, ret = False, 0.0
@@ -180,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "optionally save a video or PNG frames of the cameras.",
     )
     p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0 (see `robotrl envs`)")
-    p.add_argument("--policy", choices=["scripted", "random"], default="scripted", help="scripted expert or uniform random actions (default: scripted)")
+    p.add_argument("--policy", default="scripted", help="scripted (the task's expert), random, or a run folder from `robotrl train` (default: scripted)")
     p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i (default: 0)")
     p.add_argument("--config", help="YAML file overriding the task's config (see configs/tasks/)")
@@ -198,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "missing). A crash loses at most the episode in progress.",
     )
     p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0")
-    p.add_argument("--policy", choices=["scripted", "random"], default="scripted", help="who acts (default: scripted)")
+    p.add_argument("--policy", default="scripted", help="scripted, random, or a run folder from `robotrl train` (default: scripted)")
     p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
     p.add_argument("--out", required=True, help="episode store path, e.g. demos/pick.zarr")
     p.add_argument("--source", choices=["demo", "intervention", "online", "eval"], default="demo", help="episode source tag (default: demo)")

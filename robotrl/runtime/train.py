@@ -174,17 +174,23 @@ def plot_curve(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def evaluate_run(run: str | Path, episodes: int, seed: int = 20_000) -> tuple[float, float]:
-    """Success rate and mean return of a run's checkpointed policy on fresh seeds."""
+def load_agent(run: str | Path) -> tuple[SACAgent, RunConfig]:
+    """The trained agent of a run folder (from its checkpoint) and the run's config."""
     run = Path(run)
     if not (run / "checkpoint.pt").exists():
         raise ValueError(f"{run}: no checkpoint.pt; train first with `robotrl train sac --out {run}`")
     cfg = load_run(run)
     env = gym.make(cfg.env, **cfg.env_kwargs)
     agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
-    learner = Learner(agent, env.observation_space, capacity=1)
-    learner.load(run / "checkpoint.pt")
-    return evaluate(agent, env, episodes, seed)
+    Learner(agent, env.observation_space, capacity=1).load(run / "checkpoint.pt")
+    env.close()
+    return agent, cfg
+
+
+def evaluate_run(run: str | Path, episodes: int, seed: int = 20_000) -> tuple[float, float]:
+    """Success rate and mean return of a run's checkpointed policy on fresh seeds."""
+    agent, cfg = load_agent(run)
+    return evaluate(agent, gym.make(cfg.env, **cfg.env_kwargs), episodes, seed)
 
 
 if __name__ == "__main__":
