@@ -38,8 +38,8 @@ def as_obs_dict(obs) -> dict:
     return obs if isinstance(obs, dict) else {"state": obs}
 
 
-def is_image(key: str, space: gym.Space) -> bool:
-    """uint8 HxWx3 boxes are camera images (``images/*`` in robotrl); everything else is a state vector."""
+def is_image(space: gym.Space) -> bool:
+    """uint8 HxWxC boxes are camera images (``images/*`` in robotrl); everything else is a state vector."""
     return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
 
 
@@ -71,18 +71,17 @@ def random_shift(img: torch.Tensor, pad: int, generator: torch.Generator | None 
 
 class ConvEncoder(nn.Module):
     """One camera: 4 conv layers (3x3, stride 2, 32 channels) -> flatten -> Linear -> LayerNorm -> tanh (DrQ's
-    projection; tanh keeps the features bounded for the critic). Input uint8 (B, H, W, 3)."""
+    projection; tanh keeps the features bounded for the critic). Input uint8 (B, H, W, C)."""
 
-    def __init__(self, image_size: tuple[int, int], channels: int = 32, features: int = 64):
+    def __init__(self, image_shape: tuple[int, int, int], channels: int = 32, features: int = 64):
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = 3
-        for _ in range(4):
-            layers += [nn.Conv2d(c_in, channels, 3, stride=2, padding=1), nn.ReLU()]
-            c_in = channels
+        h, w, c = image_shape
+        for i in range(4):
+            layers += [nn.Conv2d(c if i == 0 else channels, channels, 3, stride=2, padding=1), nn.ReLU()]
         self.conv = nn.Sequential(*layers)
         with torch.no_grad():
-            n_flat = self.conv(torch.zeros(1, 3, *image_size)).numel()
+            n_flat = self.conv(torch.zeros(1, c, h, w)).numel()
         self.proj = nn.Sequential(nn.Linear(n_flat, features), nn.LayerNorm(features), nn.Tanh())
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -103,11 +102,11 @@ class ObsEncoder(nn.Module):
                  pretrained: str | Path | None = None, freeze: bool = False):
         super().__init__()
         space = dict_space(obs_space)
-        self.state_keys = sorted(k for k, s in space.spaces.items() if not is_image(k, s))
-        self.image_keys = sorted(k for k, s in space.spaces.items() if is_image(k, s))
+        self.state_keys = sorted(k for k, s in space.spaces.items() if not is_image(s))
+        self.image_keys = sorted(k for k, s in space.spaces.items() if is_image(s))
         self.state_dim = sum(int(np.prod(space[k].shape)) for k in self.state_keys)
         # ModuleDict keys may not contain "."; camera keys like "images/wrist" are fine but be safe.
-        self.cnns = nn.ModuleDict({k.replace(".", "_"): ConvEncoder(space[k].shape[:2], channels, image_features)
+        self.cnns = nn.ModuleDict({k.replace(".", "_"): ConvEncoder(space[k].shape, channels, image_features)
                                    for k in self.image_keys})
         if pretrained is not None:
             weights = torch.load(pretrained, map_location="cpu", weights_only=True)
@@ -181,9 +180,13 @@ class EnsembleLayerNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(n, 1, dim))
         self.bias = nn.Parameter(torch.zeros(n, 1, dim))
+        # A constant identity affine for F.layer_norm: torch 2.13's CPU kernel runs ~2x faster with weight and
+        # bias given than without (measured on (2, 256, 256)). Not saved in the state_dict.
+        self.register_buffer("one", torch.ones(dim), persistent=False)
+        self.register_buffer("zero", torch.zeros(dim), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
+        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:], self.one, self.zero), self.weight)
 
 
 class CriticEnsemble(nn.Module):
@@ -218,8 +221,9 @@ class Critic(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.q = CriticEnsemble(n, encoder.out_dim + act_dim, hidden, depth, layer_norm)
-        self.gripper = (nn.Sequential(mlp(encoder.out_dim, hidden, depth, layer_norm), nn.Linear(hidden, gripper_actions))
-                        if gripper_actions else None)
+        self.gripper = None
+        if gripper_actions:
+            self.gripper = nn.Sequential(mlp(encoder.out_dim, hidden, depth, layer_norm), nn.Linear(hidden, gripper_actions))
 
 
 class Policy(nn.Module):

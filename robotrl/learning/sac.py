@@ -75,13 +75,11 @@ def _mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 class SACAgent:
     """Networks, optimizers, temperature and counters of one SAC learner; see :meth:`update` for the schedule."""
 
-    def __init__(self, obs_space: gym.Space, action_space: gym.spaces.Box, config: SACConfig | None = None, seed: int = 0):
+    def __init__(self, obs_space: gym.Space, action_space: gym.spaces.Box, config: SACConfig | None = None,
+                 seed: int = 0):
         self.config = cfg = config or SACConfig()
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        # Flush denormals to zero (process-wide). With sparse rewards, Q-values, gradients and Adam moments decay
-        # toward 0 and x86 handles denormal floats in microcode: measured ~10x slower updates without this.
-        torch.set_flush_denormal(True)
         self.device = resolve_device(cfg.device)
         self.obs_space = dict_space(obs_space)
         self.act_dim = int(action_space.shape[0])
@@ -148,34 +146,41 @@ class SACAgent:
         values = torch.stack([*critic_stats, *actor_stats]).tolist()  # one device sync for all stats
         return {**dict(zip(keys, values)), "temperature": float(self.log_alpha.detach().exp())}
 
+    @torch.no_grad()
+    def td_targets(self, b: Batch, next_obs: dict[str, torch.Tensor], alpha: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """TD targets r + discount * (1 - done) * V(s') for the Q ensemble and, if any, the gripper critic."""
+        cfg, g = self.config, self.generator
+        next_feat = self.critic.encoder(next_obs)  # the policy reads the online encoder, as when acting
+        next_action, next_logp = self.actor(next_feat, generator=g)
+        target_feat = self.target.encoder(next_obs) if self._encoder_has_params else next_feat
+        next_q = self.target.q(target_feat, next_action)  # (N, B)
+        if cfg.critic_subset < cfg.n_critics:  # RLPD/REDQ: min over a random subset curbs overestimation
+            next_q = next_q[torch.randperm(cfg.n_critics, device=self.device, generator=g)[: cfg.critic_subset]]
+        next_v = next_q.min(0).values
+        if cfg.backup_entropy:
+            next_v = next_v - alpha * next_logp
+        bootstrap = cfg.discount * (1.0 - b["done"].float())
+        target_q = b["reward"] + bootstrap * next_v
+        if self.target.gripper is None:
+            return target_q, None
+        return target_q, b["reward"] + bootstrap * self.target.gripper(target_feat).max(-1).values  # DQN target
+
     def _critic_step(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        cfg, g, enc = self.config, self.generator, self.critic.encoder
+        cfg, enc = self.config, self.critic.encoder
         obs, next_obs, mask = b["obs"], b["next_obs"], b.get("mask")
-        if cfg.augment_pad:
-            obs, next_obs = enc.augment(obs, cfg.augment_pad, g), enc.augment(next_obs, cfg.augment_pad, g)
-        not_done = 1.0 - b["done"].float()
-        with torch.no_grad():
-            next_feat = enc(next_obs)  # the policy reads the online encoder, as when acting
-            next_action, next_logp = self.actor(next_feat, generator=g)
-            target_feat = self.target.encoder(next_obs) if self._encoder_has_params else next_feat
-            next_q = self.target.q(target_feat, next_action)  # (N, B)
-            if cfg.critic_subset < cfg.n_critics:  # RLPD/REDQ: min over a random subset curbs overestimation
-                next_q = next_q[torch.randperm(cfg.n_critics, device=self.device, generator=g)[: cfg.critic_subset]]
-            next_v = next_q.min(0).values
-            if cfg.backup_entropy:
-                next_v = next_v - alpha * next_logp
-            target_q = b["reward"] + cfg.discount * not_done * next_v
+        if cfg.augment_pad:  # DrQ: independent random shifts for s and s'
+            obs = enc.augment(obs, cfg.augment_pad, self.generator)
+            next_obs = enc.augment(next_obs, cfg.augment_pad, self.generator)
+        target_q, target_g = self.td_targets(b, next_obs, alpha)
 
         feat = enc(obs)
         q = self.critic.q(feat, b["action"][:, : self.cont_dim])
         loss = _mean((q - target_q).square(), mask).sum()  # each critic's own MSE, summed
         gripper_loss = torch.zeros((), device=self.device)
-        if self.critic.gripper is not None:
+        if target_g is not None:
             # DQN on the gripper command: the stored action's nearest gripper value is the discrete action.
-            values = self.policy.gripper_values
-            index = (b["action"][:, -1:] - values).abs().argmin(-1)
-            with torch.no_grad():
-                target_g = b["reward"] + cfg.discount * not_done * self.target.gripper(target_feat).max(-1).values
+            index = (b["action"][:, -1:] - self.policy.gripper_values).abs().argmin(-1)
             q_g = self.critic.gripper(feat).gather(1, index[:, None]).squeeze(1)
             gripper_loss = _mean((q_g - target_g).square(), mask)
             loss = loss + gripper_loss

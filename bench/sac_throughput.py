@@ -1,0 +1,154 @@
+"""SAC learner throughput: gradient updates per second at batch 256 on ArmPickCube's state observations, ours
+(critic ensemble of 2 and of 10) against stable-baselines3's SAC on the same data in the same run.
+
+One "update" = what one env step buys at UTD 1: sample a batch from the replay buffer, one critic step, one
+actor step, one temperature step, one Polyak update. Both learners use 256x256 MLPs, batch 256, Adam 3e-4,
+automatic temperature; ours also carries LayerNorm in every hidden layer (the RLPD recipe) and SB3 has none, so
+ours does strictly more arithmetic per update (ours without LayerNorm, SB3's architecture, is timed too). SB3
+gets its fastest setup: FlattenObservation + MlpPolicy.
+Ensemble 10 is also set against SB3 with ``n_critics=10`` (its critics run one after another). The methods are
+timed in alternating rounds and ratios taken within a round (median reported), so load from other processes
+hits both sides alike. Also reported: critic updates/s in the RLPD setting (10 critics, UTD 20).
+
+    python bench/sac_throughput.py              # writes bench/results/sac_throughput.json
+    pip install stable-baselines3 --no-deps     # the baseline (torch is already installed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from common import write_result
+from robotrl.learning import ReplayBuffer, SACAgent, load_sac_config
+
+ENV_ID = "robotrl/ArmPickCube-v0"
+BATCH = 256
+
+
+def collect(env: gym.Env, steps: int, seed: int = 0) -> list[tuple]:
+    """Random-action transitions from the real env (both learners train on the same ones)."""
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    out = []
+    for _ in range(steps):
+        action = env.action_space.sample()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        out.append((obs, action, reward, next_obs, terminated))
+        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+    return out
+
+
+def ours(env: gym.Env, data: list[tuple], n_critics: int, utd: int = 1, layer_norm: bool = True):
+    """A function doing ``k`` of our updates (each: sample batch_size * utd, update)."""
+    cfg = load_sac_config({"n_critics": n_critics, "utd": utd, "layer_norm": layer_norm, "device": "cpu"})
+    agent = SACAgent(env.observation_space, env.action_space, cfg)
+    buffer = ReplayBuffer(env.observation_space, env.action_space.shape[0], capacity=len(data))
+    for transition in data:
+        buffer.add(*transition)
+    rng = np.random.default_rng(0)
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            agent.update(buffer.sample(BATCH * utd, rng))
+
+    return run
+
+
+def sb3(env: gym.Env, data: list[tuple], n_critics: int = 2):
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.logger import configure
+
+    flat = gym.wrappers.FlattenObservation(env)
+    model = SAC("MlpPolicy", flat, learning_rate=3e-4, buffer_size=len(data), learning_starts=0, batch_size=BATCH,
+                tau=0.005, gamma=0.97, policy_kwargs={"net_arch": [256, 256], "n_critics": n_critics}, device="cpu",
+                seed=0, verbose=0)
+    model.set_logger(configure(None, []))  # train() logs; a logger with no outputs keeps that cheap
+    space = env.observation_space
+    for obs, action, reward, next_obs, terminated in data:
+        model.replay_buffer.add(gym.spaces.flatten(space, obs)[None], gym.spaces.flatten(space, next_obs)[None],
+                                action[None], np.array([reward]), np.array([terminated]), [{}])
+
+    def run(k: int) -> None:
+        model.train(gradient_steps=k, batch_size=BATCH)  # k x (sample, critic, actor, entropy coef, Polyak)
+
+    return run
+
+
+def cpu_pressure() -> str | None:
+    """Linux PSI: the share of time runnable tasks waited for a CPU (other load on the machine skews timings)."""
+    try:
+        return open("/proc/pressure/cpu").readline().strip()
+    except OSError:
+        return None
+
+
+def rate(run, k: int) -> float:
+    start = time.perf_counter()
+    run(k)
+    return k / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=300, help="updates per timing round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads, for every learner")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    pressure_before = cpu_pressure()
+    env = gym.make(ENV_ID)
+    data = collect(env, 5_000)
+    runs = {"ours_ensemble2": ours(env, data, 2), "sb3": sb3(env, data),
+            "ours_ensemble2_no_layernorm": ours(env, data, 2, layer_norm=False),
+            "ours_ensemble10": ours(env, data, 10), "sb3_critics10": sb3(env, data, 10)}
+    pairs = {"ensemble2": ("ours_ensemble2", "sb3"),
+             "ensemble2_no_layernorm": ("ours_ensemble2_no_layernorm", "sb3"),  # SB3's exact architecture
+             "ensemble10": ("ours_ensemble10", "sb3_critics10"),
+             "ensemble10_vs_sb3_2_critics": ("ours_ensemble10", "sb3")}
+    rlpd = ours(env, data, 10, utd=20)
+    for run in runs.values():
+        run(20)  # warm-up: allocator, optimizer state
+    # Rounds time every method back to back; ratios are taken within a round, then the median over rounds, so
+    # a slow spell on a shared machine hits both sides of a ratio alike.
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            rates[name].append(rate(run, args.updates))
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    ratios = {key: round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 2)
+              for key, (a, b) in pairs.items()}
+    rlpd(1)
+    rlpd_rate = statistics.median(rate(rlpd, max(args.updates // 20, 5)) for _ in range(3))
+
+    import stable_baselines3
+
+    write_result("sac_throughput", {
+        "env": ENV_ID,
+        "obs_dim": int(gym.spaces.flatdim(env.observation_space)),
+        "act_dim": int(env.action_space.shape[0]),
+        "batch_size": BATCH,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_pressure": {"before": pressure_before, "after": cpu_pressure()},
+        "stable_baselines3": stable_baselines3.__version__,
+        "updates_per_s": {name: round(v, 1) for name, v in median.items()},
+        "updates_per_s_rounds": {name: [round(x, 1) for x in r] for name, r in rates.items()},
+        "ratio_vs_sb3": ratios,  # median over rounds of the within-round ratio
+        "goal": "ours (ensemble 2) >= 1.5x SB3 updates/s",
+        "goal_met": bool(ratios["ensemble2"] >= 1.5),
+        "rlpd_n10_utd20": {"critic_updates_per_s": round(20 * rlpd_rate, 1), "env_steps_per_s": round(rlpd_rate, 2)},
+    })
+
+
+if __name__ == "__main__":
+    main()
