@@ -84,16 +84,16 @@ def test_recorder_writes_t_plus_one_rows(tmp_path):
     assert ep["success"].tolist() == [False, False, False, True]  # the label belongs to the row's observation
 
 
-@pytest.mark.parametrize("kill_after", [0.6, 1.1, 1.7])
+@pytest.mark.parametrize("kill_after", [0.01, 0.15, 0.4])
 def test_kill_9_mid_episode_keeps_every_completed_episode(tmp_path, kill_after):
     path = tmp_path / "k.zarr"
     EpisodeStore(path, mode="a").add_episode(make_episode(0), EpisodeMeta(source="demo", task="t", seed=0))
     code = WRITER.format(tests=os.path.dirname(__file__))
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
-    time.sleep(kill_after)
+    printed = [proc.stdout.readline().strip()]  # the writer is up and has committed once (however slow the machine)
+    time.sleep(kill_after)  # ... then it dies at some point inside a later episode's write
     proc.send_signal(signal.SIGKILL)
-    printed = proc.communicate()[0].split()
-    assert printed, "the writer was killed before it committed anything: the test proves nothing"
+    printed += proc.communicate()[0].split()
     committed = 1 + len(printed)  # the writer prints after each commit; one more may have committed unprinted
     store = EpisodeStore(path)
     assert store.n_episodes in (committed, committed + 1)
