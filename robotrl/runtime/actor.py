@@ -17,13 +17,15 @@ class Actor:
     without stopping; if the learner is gone the actor simply keeps its last weights."""
 
     def __init__(self, env: gym.Env, agent: SACAgent, store: EpisodeStore, task: str, transport: WeightsTransport | None = None,
-                 random_steps: int = 0, poll_every: int = 10, seed: int = 0):
+                 random_steps: int = 0, poll_every: int = 10, seed: int = 0, resume_at: tuple[int, int] = (0, 0)):
+        """``resume_at``: (env steps, episodes) already done by this run, so a resumed actor continues the
+        episode seed sequence and the random warm-up where they stopped."""
         self.env, self.agent, self.transport = env, agent, transport
         self.recorder = EpisodeRecorder(store)
         self.task, self.robot = task, str(getattr(env.unwrapped.config, "robot", "arm"))
         self.random_steps, self.poll_every, self.seed = random_steps, poll_every, seed
         self.weights_version = -1
-        self.env_steps = self.episodes = 0
+        self.env_steps, self.episodes = resume_at
         self.env.action_space.seed(seed)
         self._obs = self._begin()
 

@@ -77,9 +77,8 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
     resumed = _resume(learner, run, store)
     random_steps = cfg.random_steps if cfg.random_steps is not None else (0 if cfg.demos else 1000)
     transport = FileWeights(run / "weights") if processes else None
-    actor = Actor(env, agent, store, cfg.env, transport, random_steps=random_steps, seed=cfg.seed)
-    actor.env_steps, actor.episodes = learner.env_steps, store.n_episodes
-    actor._obs = actor._begin()  # restart the episode sequence where the store left off
+    actor = Actor(env, agent, store, cfg.env, transport, random_steps=random_steps, seed=cfg.seed,
+                  resume_at=(learner.env_steps, store.n_episodes))
     eval_env = gym.make(cfg.env, **cfg.env_kwargs)
     from torch.utils.tensorboard import SummaryWriter
 
