@@ -175,6 +175,17 @@ def _save_frames(folder: Path, ep: int, step: int, render: np.ndarray, obs: dict
             iio.imwrite(folder / f"ep{ep:03d}_step{step:04d}_{key.split('/', 1)[1]}.png", value)
 
 
+def _episode_args(p: argparse.ArgumentParser) -> None:
+    """What every command that runs episodes of a task takes."""
+    p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0 (see `robotrl envs`)")
+    p.add_argument("--policy", default="scripted", help="scripted (the task's expert), random, or a run folder from `robotrl train` (default: scripted)")
+    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i (default: 0)")
+    p.add_argument("--config", help="YAML file overriding the task's config (see configs/tasks/)")
+    p.add_argument("--cameras", help="comma-separated cameras to add as image observations, e.g. front,wrist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robotrl",
@@ -192,17 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run episodes of a task with a scripted expert or random actions; print the success rate, "
         "optionally save a video or PNG frames of the cameras.",
     )
-    p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0 (see `robotrl envs`)")
-    p.add_argument("--policy", default="scripted", help="scripted (the task's expert), random, or a run folder from `robotrl train` (default: scripted)")
-    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i (default: 0)")
-    p.add_argument("--config", help="YAML file overriding the task's config (see configs/tasks/)")
-    p.add_argument("--cameras", help="comma-separated cameras to add as image observations, e.g. front,wrist")
+    _episode_args(p)
     p.add_argument("--video", help="write a video of the first episodes here (.mp4 or .gif)")
     p.add_argument("--video-episodes", type=int, default=3, help="episodes recorded to --video/--frames (default: 3)")
     p.add_argument("--video-speed", type=float, default=1.0, help="playback speed factor of the video (default: 1)")
     p.add_argument("--frames", help="write PNG frames (render + every camera) of the first episodes to this folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_rollout)
 
     p = sub.add_parser(
@@ -210,15 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a policy and append every complete episode to a zarr episode store (created if "
         "missing). A crash loses at most the episode in progress.",
     )
-    p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0")
-    p.add_argument("--policy", default="scripted", help="scripted, random, or a run folder from `robotrl train` (default: scripted)")
-    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    _episode_args(p)
     p.add_argument("--out", required=True, help="episode store path, e.g. demos/pick.zarr")
     p.add_argument("--source", choices=["demo", "intervention", "online", "eval"], default="demo", help="episode source tag (default: demo)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
-    p.add_argument("--config", help="YAML file overriding the task's config")
-    p.add_argument("--cameras", help="comma-separated cameras to record as images, e.g. front,wrist")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_record)
 
     train = sub.add_parser("train", help="train a policy in the twin", description="Train a policy; see `robotrl train sac --help`.")
