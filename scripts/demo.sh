@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-source .venv/bin/activate
+export PATH="$PWD/.venv/bin:$PATH"  # the venv's robotrl
 mkdir -p out
 [ -d out/demos/pick.zarr ] || robotrl record --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --out out/demos/pick.zarr
 robotrl train sac --env robotrl/ArmPickCube-v0 --demos out/demos/pick.zarr --config configs/learners/sac_pick.yaml \
