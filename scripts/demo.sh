@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up (idempotent), then the twin learns to pick up a cube from 10 scripted demos with SAC in
-# the RLPD / HIL-SERL recipe (about 10 minutes on 2 CPU cores), is evaluated, and filmed.
+# the RLPD / HIL-SERL recipe (10-20 minutes on 2 CPU cores), is evaluated, and filmed.
 # Extra arguments go to `robotrl train sac` (e.g. --steps 30000, --human scripted, --processes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
