@@ -44,22 +44,14 @@ def ours(seed: int, args: argparse.Namespace, human: str = "none") -> list[dict]
 def record_demos(path: Path, n: int, seed: int) -> Path:
     import gymnasium as gym
 
-    from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
+    from robotrl.data import EpisodeRecorder, EpisodeStore
+    from robotrl.data.store import record_episode
     from robotrl.experts import make_expert
 
     env = gym.make(ENV_ID, **ENV_KWARGS)
     expert, rec = make_expert(env), EpisodeRecorder(EpisodeStore(path, mode="a"))
     for i in range(n):
-        obs, _ = env.reset(seed=1000 * (seed + 1) + i)  # demo seeds differ from the evaluation seeds
-        expert.reset()
-        rec.start(obs)
-        done = False
-        while not done:
-            action = expert(obs)
-            obs, reward, terminated, truncated, info = env.step(action)
-            rec.step(action, reward, obs, terminated, success=info["success"])
-            done = terminated or truncated
-        rec.finish(EpisodeMeta(source="demo", task=ENV_ID, success=info["success"], seed=seed))
+        record_episode(env, expert, rec, 1000 * (seed + 1) + i, "demo", ENV_ID)  # demo seeds differ from eval seeds
     return path
 
 

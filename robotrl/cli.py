@@ -98,30 +98,19 @@ def cmd_record(args: argparse.Namespace) -> int:
     import gymnasium as gym
     from tqdm import tqdm
 
-    from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
+    from robotrl.data import EpisodeRecorder, EpisodeStore
+    from robotrl.data.store import record_episode
 
     overrides = {"cameras": args.cameras.split(",")} if args.cameras else {}
     env = gym.make(args.env, config=args.config, **overrides)
     policy = make_policy(env, args.policy)
     store = EpisodeStore(args.out, mode="a")
     recorder = EpisodeRecorder(store)
-    robot = getattr(env.unwrapped.config, "robot", "arm")
     successes = []
     bar = tqdm(range(args.episodes), desc=f"recording {args.policy} -> {args.out}", unit="ep", disable=args.quiet)
     for ep in bar:
-        seed = args.seed + ep
-        obs, _ = env.reset(seed=seed)
-        if hasattr(policy, "reset"):
-            policy.reset()
-        recorder.start(obs)
-        done, ret = False, 0.0
-        while not done:
-            action = policy(obs) if policy is not None else env.action_space.sample()
-            obs, reward, terminated, truncated, info = env.step(action)
-            recorder.step(action, reward, obs, terminated, success=bool(info["success"]))
-            done, ret = terminated or truncated, ret + reward
-        recorder.finish(EpisodeMeta(source=args.source, task=args.env, robot=robot, success=bool(info["success"]), ret=ret, seed=seed))
-        successes.append(info["success"])
+        meta = record_episode(env, policy, recorder, args.seed + ep, args.source, args.env)
+        successes.append(meta.success)
         bar.set_postfix(success=f"{np.mean(successes):.0%}")
     env.close()
     print(f"recorded {args.episodes} episodes to {args.out} (store now holds {store.n_episodes})")
