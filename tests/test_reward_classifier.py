@@ -8,7 +8,7 @@ from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
 from robotrl.experts import make_expert
 from robotrl.reward_classifier import ClassifierReward, SuccessClassifier, calibrate_threshold, train_classifier
 
-ENV = dict(cameras=["front"], image_size=48, terminate_on_success=False, episode_seconds=2.5)
+ENV = dict(cameras=["front"], image_size=48, terminate_on_success=False, episode_seconds=4.0)
 
 
 def record(path, episodes=24):
@@ -35,7 +35,7 @@ def record(path, episodes=24):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     store = record(tmp_path_factory.mktemp("clf") / "frames.zarr")
-    model, report = train_classifier(store, ["images/front"], steps=400, batch_size=32, progress=False)
+    model, report = train_classifier(store, ["images/front"], steps=600, batch_size=32, progress=False)
     return store, model, report
 
 
@@ -58,7 +58,7 @@ def test_wrapper_rewards_lifting_and_not_idling(trained, tmp_path):
         obs, _ = env.reset(seed=100)
         expert.reset()
         rewards = []
-        for _ in range(25):
+        for _ in range(40):
             obs, r, *_ = env.step(policy(obs))
             rewards.append(r)
         assert (max(rewards) == 1.0) == want

@@ -127,6 +127,18 @@ def test_reader_sees_only_complete_episodes_while_a_writer_appends(tmp_path):
         proc.wait()
 
 
+def test_one_writer_at_a_time(tmp_path):
+    # A second writer's start-up trim would cut the rows the first is committing (seen in CI: a learner that
+    # opened the actor's store for append corrupted it), so it is refused with a clear error instead.
+    path = tmp_path / "w.zarr"
+    first = EpisodeStore(path, mode="a")
+    with pytest.raises(StoreError, match="another EpisodeStore is writing"):
+        EpisodeStore(path, mode="a")
+    assert EpisodeStore(path).n_episodes == 0  # readers are never blocked
+    first.close()
+    EpisodeStore(path, mode="a").add_episode(make_episode(0), EpisodeMeta(source="demo", task="t"))
+
+
 def test_schema_mismatch_names_the_key(tmp_path):
     store = EpisodeStore(tmp_path / "m.zarr", mode="a")
     store.add_episode(make_episode(0), EpisodeMeta(source="demo", task="t"))

@@ -15,11 +15,16 @@ Crash safety: an episode is written in full -- data rows, then its metadata -- b
 meta/episode_ends, and zarr writes every file atomically (temp file + rename). A writer killed at any point
 leaves every committed episode intact; rows past the last committed end are ignored by readers and trimmed
 by the next writer. A reader sees only complete episodes and picks up new ones with ``refresh()``.
+
+One writer at a time: mode "a" holds an exclusive lock (``.writer.lock``, flock) for the store object's life,
+because a second writer's start-up trim would cut the rows the first one is committing. The kernel drops the
+lock when its process dies, so a killed writer never blocks recovery.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
@@ -73,6 +78,7 @@ class EpisodeStore:
             self.root = zarr.open_group(str(self.path), mode=mode, zarr_format=2)
         except Exception as exc:  # zarr raises several types for a folder that is not a zarr group
             raise StoreError(f"{self.path}: not a zarr episode store ({type(exc).__name__}: {exc})") from exc
+        self._lock = self._lock_writer() if mode == "a" else None
         if mode == "a" and "meta" not in self.root:
             self.root.require_group("data")
             meta = self.root.require_group("meta")
@@ -85,6 +91,22 @@ class EpisodeStore:
         self.refresh()
         if mode == "a":
             self._trim_uncommitted()
+
+    def _lock_writer(self):
+        lock = open(self.path / ".writer.lock", "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreError(f"{self.path}: another EpisodeStore is writing to this store; open it read-only "
+                             "(mode='r') or close the other writer first") from None
+        return lock
+
+    def close(self) -> None:
+        """Release the writer lock (also released when the object is collected or the process exits)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # -- reading -------------------------------------------------------------------------------------------
     def refresh(self) -> None:

@@ -47,13 +47,14 @@ def load_run(run: Path) -> RunConfig:
     return load_config(RunConfig, run / "run.yaml")
 
 
-def _setup(cfg: RunConfig, run: Path) -> tuple[gym.Env, SACAgent, Learner, EpisodeStore]:
+def _setup(cfg: RunConfig, run: Path, writer: bool = True) -> tuple[gym.Env, SACAgent, Learner, EpisodeStore]:
+    """Env, agent, learner and the run's episode store: opened for writing by the actor's side only."""
     env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed)
     agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
     learner = Learner(agent, env.observation_space, seed=cfg.seed)
     if cfg.demos:
         learner.add_demos(EpisodeStore(cfg.demos))
-    return env, agent, learner, EpisodeStore(run / "episodes.zarr", mode="a")
+    return env, agent, learner, EpisodeStore(run / "episodes.zarr", mode="a" if writer else "r")
 
 
 def _resume(learner: Learner, run: Path, store: EpisodeStore) -> bool:
@@ -124,6 +125,7 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
     finally:
         bar.close()
         tb.close()
+        store.close()
         if learner_proc is not None:
             (run / "STOP").touch()
             learner_proc.join(timeout=60)
@@ -155,7 +157,7 @@ def learner_main(run: str) -> None:
     run_dir = Path(run)
     _flush_denormals()
     cfg = load_run(run_dir)
-    env, agent, learner, store = _setup(cfg, run_dir)
+    env, agent, learner, store = _setup(cfg, run_dir, writer=False)
     env.close()
     learner.transport = FileWeights(run_dir / "weights")
     _resume(learner, run_dir, store)
