@@ -24,23 +24,34 @@ class TeleopSource(Protocol):
         ...
 
 
+class Trigger(Protocol):
+    def reset(self) -> None: ...
+
+    def __call__(self, obs: Obs) -> bool:
+        """Whether the human takes over at this observation (called every step, hands-on or not)."""
+        ...
+
+
 class ScriptedIntervener:
     """A scripted "human": when ``takes_over(obs)`` holds, acts with ``expert`` plus Gaussian noise for at
     least ``hold_steps`` steps, then lets go. Deterministic under ``seed``."""
 
-    def __init__(self, expert: Callable[[Obs], np.ndarray], takes_over: Callable[[Obs], bool], hold_steps: int = 5, noise: float = 0.1, seed: int = 0):
+    def __init__(self, expert: Callable[[Obs], np.ndarray], takes_over: Trigger | Callable[[Obs], bool], hold_steps: int = 5,
+                 noise: float = 0.1, seed: int = 0):
         self.expert, self.takes_over, self.hold_steps, self.noise = expert, takes_over, hold_steps, noise
         self.rng = np.random.default_rng(seed)
         self._left = 0
 
     def reset(self) -> None:
         self._left = 0
-        if hasattr(self.expert, "reset"):
-            self.expert.reset()
+        for part in (self.expert, self.takes_over):
+            if hasattr(part, "reset"):
+                part.reset()
 
     def poll(self, obs: Obs) -> np.ndarray | None:
         action = self.expert(obs)  # always run: a stateful expert tracks the task phase while hands-off too
-        if self._left == 0 and self.takes_over(obs):
+        fire = self.takes_over(obs)  # likewise the trigger, so it sees the whole episode
+        if self._left == 0 and fire:
             self._left = self.hold_steps
         if self._left == 0:
             return None
@@ -48,13 +59,28 @@ class ScriptedIntervener:
         return np.clip(action + self.rng.normal(0, self.noise, action.shape), -1, 1).astype(np.float32)
 
 
-def cube_drifted_away(max_distance: float = 0.12) -> Callable[[Obs], bool]:
-    """ArmPickCube trigger: the gripper is farther than ``max_distance`` from a cube that is still on the table."""
+class CubeDrift:
+    """ArmPickCube trigger, the way a person watching the robot steps in: the gripper has not come closer to the
+    cube for ``patience`` steps (drifting away or stalled) while the cube is still on the table and the gripper is
+    not at it. A policy that heads for the cube is left alone, however far it starts."""
 
-    def check(obs: Obs) -> bool:
-        return bool(np.linalg.norm(obs["state/cube_to_ee"]) > max_distance and obs["state/cube_pos"][2] < 0.03)
+    def __init__(self, patience: int = 5, at_cube: float = 0.03, progress: float = 0.005, on_table: float = 0.03):
+        self.patience, self.at_cube, self.progress, self.on_table = patience, at_cube, progress, on_table
+        self.reset()
 
-    return check
+    def reset(self) -> None:
+        self._best, self._stale = np.inf, 0
+
+    def __call__(self, obs: Obs) -> bool:
+        dist = float(np.linalg.norm(obs["state/cube_to_ee"]))
+        if dist < self._best - self.progress:
+            self._best, self._stale = dist, 0
+        else:
+            self._stale += 1
+        if self._stale >= self.patience and dist > self.at_cube and obs["state/cube_pos"][2] < self.on_table:
+            self._best, self._stale = dist, 0  # a fresh chance for the policy once the human lets go
+            return True
+        return False
 
 
 class InterventionWrapper(gym.Wrapper):

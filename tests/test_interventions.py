@@ -5,12 +5,12 @@ import numpy as np
 
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
 from robotrl.experts import make_expert
-from robotrl.interventions import InterventionWrapper, ScriptedIntervener, cube_drifted_away
+from robotrl.interventions import CubeDrift, InterventionWrapper, ScriptedIntervener
 
 
 def make(seed=0, hold=5):
     base = gym.make("robotrl/ArmPickCube-v0")
-    human = ScriptedIntervener(make_expert(base), cube_drifted_away(0.12), hold_steps=hold, noise=0.05, seed=seed)
+    human = ScriptedIntervener(make_expert(base), CubeDrift(patience=5), hold_steps=hold, noise=0.05, seed=seed)
     return InterventionWrapper(base, human)
 
 
@@ -23,17 +23,39 @@ def test_hands_off_passes_the_policy_action_through():
     np.testing.assert_array_equal(info["action"], action)
 
 
-def test_human_takes_over_when_the_cube_is_far_and_flags_the_steps():
+def test_human_takes_over_when_the_policy_stalls_and_flags_the_steps():
     env = make()
-    obs, _ = env.reset(seed=0)
-    assert cube_drifted_away(0.12)(obs)  # the gripper starts ~20 cm above the cube
+    env.reset(seed=0)
     flags = []
-    for _ in range(8):
-        obs, _, terminated, truncated, info = env.step(np.zeros(4, np.float32))  # a policy that does nothing
+    for _ in range(12):
+        _, _, _, _, info = env.step(np.zeros(4, np.float32))  # a policy that goes nowhere
         flags.append(info["intervention"])
         assert not np.array_equal(info["action"], np.zeros(4)) or not info["intervention"]
-    assert flags[:5] == [True] * 5  # held for hold_steps
+    # Five steps without progress toward the cube, then the human holds for hold_steps (5).
+    assert flags[:5] == [False] * 5 and flags[5:10] == [True] * 5
     assert info["intervention_rate"] == sum(flags) / len(flags)
+
+
+def test_a_policy_heading_for_the_cube_is_left_alone():
+    base = gym.make("robotrl/ArmPickCube-v0")
+    policy, trigger = make_expert(base), CubeDrift(patience=5)
+    obs, _ = base.reset(seed=3)
+    policy.reset()
+    for _ in range(40):  # the whole approach, grasp and lift, starting ~20 cm from the cube
+        assert not trigger(obs)
+        obs, _, terminated, _, _ = base.step(policy(obs))
+        if terminated:
+            break
+    assert terminated
+
+
+def test_drifting_away_triggers_and_the_trigger_resets():
+    trigger = CubeDrift(patience=3)
+    obs = lambda d: {"state/cube_to_ee": np.array([d, 0, 0], np.float32), "state/cube_pos": np.array([0.5, 0, 0.02], np.float32)}
+    assert [trigger(obs(d)) for d in (0.20, 0.15, 0.16, 0.17, 0.18)] == [False, False, False, False, True]
+    assert not trigger(obs(0.02))  # at the cube: the policy is grasping, not drifting
+    trigger.reset()
+    assert [trigger(obs(0.2)) for _ in range(3)] == [False, False, False]
 
 
 def test_a_passive_policy_with_a_human_still_solves_the_task():
@@ -61,5 +83,6 @@ def test_intervened_steps_are_recorded_with_their_flag(tmp_path):
         rec.step(info["action"], reward, obs, terminated, info["intervention"])
     rec.finish(EpisodeMeta(source="intervention", task="robotrl/ArmPickCube-v0"))
     ep = store.episode(0)
-    assert ep["intervention"][:5].all()
-    assert np.abs(ep["action"][:5]).sum() > 0  # the executed (human) action, not the policy's zeros
+    assert not ep["intervention"][:5].any() and ep["intervention"][5:10].all()
+    assert np.abs(ep["action"][5:10]).sum() > 0  # the executed (human) action, not the policy's zeros
+    assert np.abs(ep["action"][:5]).sum() == 0

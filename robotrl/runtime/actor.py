@@ -76,8 +76,8 @@ def make_actor_env(env_id: str, env_kwargs: dict, human: str, seed: int) -> gym.
     if human == "none":
         return env
     from robotrl.experts import make_expert
-    from robotrl.interventions import ScriptedIntervener, cube_drifted_away
+    from robotrl.interventions import CubeDrift, ScriptedIntervener
 
     if env_id != "robotrl/ArmPickCube-v0":
         raise ValueError(f"the scripted human exists for robotrl/ArmPickCube-v0 only, not {env_id}")
-    return InterventionWrapper(env, ScriptedIntervener(make_expert(env), cube_drifted_away(), hold_steps=5, noise=0.1, seed=seed))
+    return InterventionWrapper(env, ScriptedIntervener(make_expert(env), CubeDrift(), hold_steps=5, noise=0.1, seed=seed))
