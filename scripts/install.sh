@@ -22,5 +22,5 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[dev,learn]"
+.venv/bin/python -m pip install -q -e ".[dev,learn,hardware,ros]"
 echo "robotrl installed in .venv (activate with: source .venv/bin/activate)"
