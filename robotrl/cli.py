@@ -244,7 +244,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_sub.add_parser("info", help="summarize a store", description="Episodes, steps, sources, success rate, keys and size of a store.")
     p.add_argument("path", help="episode store path")
     p.set_defaults(fn=cmd_data_info)
+
+    p = sub.add_parser(
+        "launch", help="start a ROS 2 node graph (no ROS install needed)",
+        description="Start the nodes of a graph (configs/graphs/<name>.yaml or a .yaml path), each as its own process "
+        "talking ROS 2 over DDS: the same graph `ros2 launch robotrl_bringup sim.launch.py graph:=<name>` starts. "
+        "Needs the ros extra: pip install -e '.[ros]'.",
+    )
+    p.add_argument("graph", help="graph name (e.g. sim_pick, sim_learn) or path to a graph .yaml")
+    p.add_argument("--timeout", type=float, default=None, help="stop the graph after this many seconds")
+    p.set_defaults(fn=cmd_launch)
     return parser
+
+
+def cmd_launch(args) -> int:
+    from robotrl.ros.graph import launch, load_graph
+
+    graph = load_graph(args.graph)
+    print(f"robotrl launch: {', '.join(f'{n} ({s.kind})' for n, s in graph.nodes.items())}", flush=True)
+    try:
+        return launch(graph, timeout=args.timeout)
+    except KeyboardInterrupt:
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,9 +31,16 @@ class Actor:
 
     def _begin(self):
         obs, _ = self.env.reset(seed=self.seed + self.episodes)
+        if hasattr(self.agent, "reset"):  # a stateful policy (a scripted expert) starts its episode too
+            self.agent.reset()
         self.recorder.start(obs)
         self._return, self._intervened = 0.0, False
         return obs
+
+    def restart_episode(self) -> None:
+        """Drop the episode in progress (it never reaches the store) and start it over, e.g. after the robot
+        lost its observations mid-episode."""
+        self._obs = self._begin()
 
     def poll_weights(self) -> bool:
         if self.transport is None:

@@ -1,0 +1,118 @@
+"""Device samples <-> standard ROS 2 messages. The one place where robotrl's types meet ROS types.
+
+Both sides use REP-103 frames and (x, y, z, w) quaternions, so nothing is re-ordered here; stamps are the
+capture times (``stamp_ns``) of the samples, never the time of publishing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose, PoseStamped, TwistStamped, Vector3
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Header
+
+from robotrl.interfaces import ArmState, CameraIntrinsics, Frame, QuadCommand, QuadState
+
+
+def to_time(stamp_ns: int) -> Time:
+    return Time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
+
+
+def from_time(t: Time) -> int:
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
+def header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=to_time(stamp_ns), frame_id=frame_id)
+
+
+def _xyz(v) -> np.ndarray:
+    return np.array([v.x, v.y, v.z], float)
+
+
+def _pose(pos: np.ndarray, quat: np.ndarray) -> Pose:
+    p = Pose()
+    p.position.x, p.position.y, p.position.z = map(float, pos)
+    p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = map(float, quat)
+    return p
+
+
+def pose_stamped(pos: np.ndarray, quat: np.ndarray, stamp_ns: int, frame_id: str) -> PoseStamped:
+    return PoseStamped(header=header(stamp_ns, frame_id), pose=_pose(pos, quat))
+
+
+def pose_arrays(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
+    o = msg.pose.orientation
+    return _xyz(msg.pose.position), np.array([o.x, o.y, o.z, o.w], float)
+
+
+# -- cameras ---------------------------------------------------------------------------------------------------
+def image_msg(frame: Frame, frame_id: str) -> Image:
+    h, w, _ = frame.image.shape
+    return Image(header=header(frame.stamp_ns, frame_id), height=h, width=w, encoding="rgb8", is_bigendian=0,
+                 step=w * 3, data=np.ascontiguousarray(frame.image).tobytes())
+
+
+def image_array(msg: Image) -> np.ndarray:
+    if msg.encoding != "rgb8":
+        raise ValueError(f"image encoding {msg.encoding!r} not supported (expected rgb8)")
+    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+
+
+def camera_info_msg(k: CameraIntrinsics, stamp_ns: int, frame_id: str) -> CameraInfo:
+    K = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
+    P = [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return CameraInfo(header=header(stamp_ns, frame_id), width=k.width, height=k.height, distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=K, r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], p=P)
+
+
+# -- arms ------------------------------------------------------------------------------------------------------
+def joint_state_msg(s: ArmState, joint_names: list[str], finger_name: str = "gripper") -> JointState:
+    """Arm joints, then the gripper opening in [0, 1] as one extra "joint" (as many ros2_control grippers do)."""
+    return JointState(header=header(s.stamp_ns, "base"), name=[*joint_names, finger_name],
+                      position=[*map(float, s.q), float(s.gripper)], velocity=[*map(float, s.dq), 0.0])
+
+
+def ee_twist_msg(s: ArmState) -> TwistStamped:
+    msg = TwistStamped(header=header(s.stamp_ns, "base"))
+    msg.twist.linear = Vector3(x=float(s.ee_vel[0]), y=float(s.ee_vel[1]), z=float(s.ee_vel[2]))
+    return msg
+
+
+def arm_state(joints: JointState, ee: PoseStamped, twist: TwistStamped) -> ArmState:
+    """Rebuild an ArmState from the arm node's three topics; the stamp is the joint reading's."""
+    pos, quat = pose_arrays(ee)
+    return ArmState(q=np.array(joints.position[:-1]), dq=np.array(joints.velocity[:-1]), ee_pos=pos, ee_quat=quat,
+                    ee_vel=_xyz(twist.twist.linear), gripper=float(joints.position[-1]), stamp_ns=from_time(joints.header.stamp))
+
+
+# -- quadrotors ------------------------------------------------------------------------------------------------
+def odometry_msg(s: QuadState) -> Odometry:
+    """Pose and world-frame velocity in ``world``; angular velocity in the FLU body frame (``base_link``)."""
+    msg = Odometry(header=header(s.stamp_ns, "world"), child_frame_id="base_link")
+    msg.pose.pose = _pose(s.pos, s.quat)
+    msg.twist.twist.linear = Vector3(x=float(s.vel[0]), y=float(s.vel[1]), z=float(s.vel[2]))
+    msg.twist.twist.angular = Vector3(x=float(s.body_rates[0]), y=float(s.body_rates[1]), z=float(s.body_rates[2]))
+    return msg
+
+
+def quad_state(msg: Odometry, armed: bool = True) -> QuadState:
+    o = msg.pose.pose.orientation
+    return QuadState(pos=_xyz(msg.pose.pose.position), quat=np.array([o.x, o.y, o.z, o.w]), vel=_xyz(msg.twist.twist.linear),
+                     body_rates=_xyz(msg.twist.twist.angular), motor_thrusts=np.zeros(4), armed=armed,
+                     stamp_ns=from_time(msg.header.stamp))
+
+
+def ctbr_msg(cmd: QuadCommand, stamp_ns: int) -> TwistStamped:
+    """CTBR as a standard message: ``twist.angular`` = FLU body rates (rad/s), ``twist.linear.z`` = collective
+    thrust (N). (A custom message would need a rosidl build; DESIGN.md: standard messages only.)"""
+    msg = TwistStamped(header=header(stamp_ns, "base_link"))
+    msg.twist.linear.z = float(cmd.thrust)
+    msg.twist.angular = Vector3(x=float(cmd.body_rates[0]), y=float(cmd.body_rates[1]), z=float(cmd.body_rates[2]))
+    return msg
+
+
+def ctbr_command(msg: TwistStamped) -> QuadCommand:
+    return QuadCommand("ctbr", thrust=float(msg.twist.linear.z), body_rates=_xyz(msg.twist.angular))

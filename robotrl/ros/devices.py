@@ -1,0 +1,207 @@
+"""Device nodes: each serves *any* implementation of one device interface (the twin's or a hardware driver)
+over standard ROS 2 messages, so a graph cannot tell the twin from the robot.
+
+    arm    joint_states (JointState), ~/ee_pose (PoseStamped), ~/ee_twist (TwistStamped)   sensor-data QoS
+           ~/target_pose (PoseStamped), ~/gripper (Float64)                                reliable, in
+           /forward_position_controller/commands (Float64MultiArray, joint positions)     reliable, in
+           ~/stop, ~/home (std_srvs/Trigger)
+           (joint_states + forward_position_controller are what a ros2_control arm serves: the twin speaks
+           both levels, so hardware.Ros2ControlArm can be tested against it)
+    camera ~/image (Image rgb8), ~/camera_info (CameraInfo)                                sensor-data QoS
+    quad   ~/odom (Odometry)                                                                sensor-data QoS
+           ~/ctbr (TwistStamped: angular = FLU rates, linear.z = thrust N), ~/cmd_vel (TwistStamped),
+           ~/cmd_pose (PoseStamped)                                                         reliable, in
+           ~/arm, ~/land, ~/stop (std_srvs/Trigger)
+
+Every incoming command is checked before it reaches the device: non-finite or out-of-range values are
+rejected with a logged reason and the device keeps its last safe command. With ``rate_hz`` 0 a node does not
+poll its device; its owner calls ``publish()`` (the twin's sim loop does, right after each physics advance).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import nullcontext
+from typing import Callable, ContextManager
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from robotrl.geometry import yaw_from_quat
+from robotrl.interfaces import Arm, ArmCommand, Camera, Frame, Quadrotor, QuadCommand
+from robotrl.ros import convert
+
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+Lock = ContextManager | threading.Lock
+
+
+class DeviceNode(Node):
+    """Shared plumbing: a lock around device access, an optional polling timer, Trigger services."""
+
+    def __init__(self, name: str, rate_hz: float, lock: Lock | None, **kwargs):
+        super().__init__(name, **kwargs)
+        self.lock = lock or nullcontext()
+        self.rejected: list[str] = []  # reasons of rejected commands, newest last (also logged)
+        if rate_hz > 0:
+            self.create_timer(1.0 / rate_hz, self.publish)
+
+    def publish(self) -> None:
+        raise NotImplementedError
+
+    def _trigger(self, name: str, action: Callable[[], None]) -> None:
+        def serve(_request, response):
+            with self.lock:
+                action()
+            response.success, response.message = True, f"{self.get_name()}: {name} done"
+            self.get_logger().info(response.message)
+            return response
+
+        self.create_service(Trigger, f"~/{name}", serve)
+
+    def _reject(self, topic: str, reason: str) -> None:
+        message = f"rejected {self.resolve_topic_name(topic)}: {reason}"
+        self.rejected.append(message)
+        self.get_logger().warning(message)
+
+
+class ArmNode(DeviceNode):
+    def __init__(self, arm: Arm, name: str = "arm", joint_names: list[str] | None = None, rate_hz: float = 100.0,
+                 workspace: tuple[np.ndarray, np.ndarray] | None = None, joint_limits: tuple[np.ndarray, np.ndarray] | None = None,
+                 lock: Lock | None = None, **kwargs):
+        """``workspace``: (min, max) corners of the box (base frame, m) outside which targets are rejected;
+        ``joint_limits``: (min, max) joint positions (rad) outside which joint commands are rejected."""
+        super().__init__(name, rate_hz, lock, **kwargs)
+        self.arm, self.workspace, self.joint_limits = arm, workspace, joint_limits
+        self.joint_names = joint_names or [f"joint{i + 1}" for i in range(arm.n_joints)]
+        self._joints = self.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+        self._pose = self.create_publisher(PoseStamped, "~/ee_pose", qos_profile_sensor_data)
+        self._twist = self.create_publisher(TwistStamped, "~/ee_twist", qos_profile_sensor_data)
+        self.create_subscription(PoseStamped, "~/target_pose", self._on_target, COMMAND_QOS)
+        self.create_subscription(Float64, "~/gripper", self._on_gripper, COMMAND_QOS)
+        self.create_subscription(Float64MultiArray, "/forward_position_controller/commands", self._on_joints, COMMAND_QOS)
+        self._trigger("stop", arm.stop)
+        self._trigger("home", arm.home)
+
+    def publish(self) -> None:
+        with self.lock:
+            s = self.arm.state()
+        self._joints.publish(convert.joint_state_msg(s, self.joint_names))
+        self._pose.publish(convert.pose_stamped(s.ee_pos, s.ee_quat, s.stamp_ns, "base"))
+        self._twist.publish(convert.ee_twist_msg(s))
+
+    def _on_target(self, msg: PoseStamped) -> None:
+        pos, quat = convert.pose_arrays(msg)
+        if not (np.isfinite(pos).all() and np.isfinite(quat).all()):
+            return self._reject("~/target_pose", f"non-finite pose {pos.tolist()} {quat.tolist()}")
+        if abs(np.linalg.norm(quat) - 1) > 0.01:
+            return self._reject("~/target_pose", f"orientation is not a unit quaternion (norm {np.linalg.norm(quat):.3f})")
+        if self.workspace is not None and not (np.all(pos >= self.workspace[0]) and np.all(pos <= self.workspace[1])):
+            return self._reject("~/target_pose", f"position {np.round(pos, 3).tolist()} outside the workspace box "
+                                f"{np.round(self.workspace[0], 3).tolist()}..{np.round(self.workspace[1], 3).tolist()}")
+        with self.lock:
+            self.arm.command(ArmCommand("ee_target", ee_pos=pos, ee_quat=quat))
+
+    def _on_joints(self, msg: Float64MultiArray) -> None:
+        q, topic = np.array(msg.data, float), "/forward_position_controller/commands"
+        if q.shape != (self.arm.n_joints,) or not np.isfinite(q).all():
+            return self._reject(topic, f"expected {self.arm.n_joints} finite joint positions, got {q.tolist()}")
+        if self.joint_limits is not None and not (np.all(q >= self.joint_limits[0]) and np.all(q <= self.joint_limits[1])):
+            bad = np.flatnonzero((q < self.joint_limits[0]) | (q > self.joint_limits[1]))
+            return self._reject(topic, f"joint(s) {[self.joint_names[i] for i in bad]} outside their limits")
+        with self.lock:
+            self.arm.command(ArmCommand("joint", q=q))
+
+    def _on_gripper(self, msg: Float64) -> None:
+        if not (np.isfinite(msg.data) and 0.0 <= msg.data <= 1.0):
+            return self._reject("~/gripper", f"opening {msg.data} not in [0, 1]")
+        with self.lock:
+            self.arm.command(ArmCommand("ee_target", gripper=float(msg.data)))
+
+
+class CameraNode(DeviceNode):
+    """With ``rate_hz`` > 0 a capture thread of its own reads the camera: ``read()`` blocks up to a frame period
+    (it must not hold an executor thread), and a GL-rendered camera must always render from the same thread."""
+
+    def __init__(self, camera: Camera, name: str | None = None, rate_hz: float = 30.0, lock: Lock | None = None, **kwargs):
+        super().__init__(name or f"{camera.name}_camera", 0, lock, **kwargs)
+        self.camera = camera
+        self._image = self.create_publisher(Image, "~/image", qos_profile_sensor_data)
+        self._info = self.create_publisher(CameraInfo, "~/camera_info", qos_profile_sensor_data)
+        self._running = threading.Event()
+        if rate_hz > 0:
+            self._running.set()
+            threading.Thread(target=self._capture, args=(1.0 / rate_hz,), daemon=True, name=f"{self.get_name()}-capture").start()
+
+    def _capture(self, period: float) -> None:
+        next_t = time.monotonic()
+        while self._running.is_set():
+            try:
+                self.publish()
+            except Exception:
+                if self._running.is_set():  # a failure while shutting down is just the end
+                    raise
+            next_t += period
+            time.sleep(max(0.0, next_t - time.monotonic()))
+
+    def publish(self, frame: Frame | None = None) -> None:
+        if frame is None:
+            with self.lock:
+                frame = self.camera.read()
+        frame_id = f"{self.camera.name}_optical"
+        self._image.publish(convert.image_msg(frame, frame_id))
+        self._info.publish(convert.camera_info_msg(frame.intrinsics, frame.stamp_ns, frame_id))
+
+    def destroy_node(self) -> None:
+        self._running.clear()
+        time.sleep(0.05)  # let a capture in flight finish before its publishers go
+        super().destroy_node()
+
+
+class QuadNode(DeviceNode):
+    def __init__(self, quad: Quadrotor, name: str = "quad", rate_hz: float = 100.0, max_thrust: float | None = None,
+                 max_body_rate: float = 10.0, lock: Lock | None = None, **kwargs):
+        super().__init__(name, rate_hz, lock, **kwargs)
+        self.quad, self.max_body_rate = quad, max_body_rate
+        self.max_thrust = max_thrust if max_thrust is not None else getattr(quad, "max_thrust", np.inf)
+        self._odom = self.create_publisher(Odometry, "~/odom", qos_profile_sensor_data)
+        self.create_subscription(TwistStamped, "~/ctbr", self._on_ctbr, COMMAND_QOS)
+        self.create_subscription(TwistStamped, "~/cmd_vel", self._on_velocity, COMMAND_QOS)
+        self.create_subscription(PoseStamped, "~/cmd_pose", self._on_pose, COMMAND_QOS)
+        self._trigger("arm", quad.arm)
+        self._trigger("land", quad.land)
+        self._trigger("stop", quad.stop)
+
+    def publish(self) -> None:
+        with self.lock:
+            s = self.quad.state()
+        self._odom.publish(convert.odometry_msg(s))
+
+    def _command(self, topic: str, cmd: QuadCommand, values: list[float]) -> None:
+        if not np.isfinite(values).all():
+            return self._reject(topic, f"non-finite values {values}")
+        with self.lock:
+            self.quad.command(cmd)
+
+    def _on_ctbr(self, msg: TwistStamped) -> None:
+        cmd = convert.ctbr_command(msg)
+        values = [cmd.thrust, *cmd.body_rates]
+        if np.isfinite(values).all() and not 0.0 <= cmd.thrust <= self.max_thrust:
+            return self._reject("~/ctbr", f"thrust {cmd.thrust:.3f} N outside [0, {self.max_thrust:.3f}]")
+        if np.isfinite(values).all() and np.abs(cmd.body_rates).max() > self.max_body_rate:
+            return self._reject("~/ctbr", f"body rate {np.abs(cmd.body_rates).max():.2f} rad/s above {self.max_body_rate}")
+        self._command("~/ctbr", cmd, values)
+
+    def _on_velocity(self, msg: TwistStamped) -> None:
+        v, w = msg.twist.linear, msg.twist.angular
+        self._command("~/cmd_vel", QuadCommand("velocity", velocity=np.array([v.x, v.y, v.z]), yaw_rate=w.z), [v.x, v.y, v.z, w.z])
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        pos, quat = convert.pose_arrays(msg)
+        self._command("~/cmd_pose", QuadCommand("position", position=pos, yaw=yaw_from_quat(quat)), [*pos, *quat])

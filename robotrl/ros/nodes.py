@@ -1,0 +1,202 @@
+"""The processes of a robotrl graph, one per node kind: ``python -m robotrl.ros.nodes <kind> [--ros-args ...]``.
+
+    twin     the MuJoCo twin serving the device topics (robotrl.ros.twin_node)
+    actor    RosEnv + policy + watchdog + episode store; with ``run`` it acts for a learner
+    learner  trains from the actor's store and publishes weight versions (``~/weights_version``)
+
+Parameters are ROS parameters, declared with types and defaults (``ros2 param list`` shows them); a graph
+file (configs/graphs/*.yaml) or a ROS launch file sets them. ``task_kwargs`` and ``sac`` are JSON strings,
+because ROS parameters have no dict type. ``max_obs_age`` 0 means 1.5 control periods.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import robotrl  # noqa: F401  first: registers the tasks, selects headless GL
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import Int64
+
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "twin": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "speed": 1.0, "seed": 0, "rate_hz": 100.0, "camera_hz": 10.0},
+    "actor": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "policy": "scripted", "episodes": 0, "store": "",
+              "run": "", "sac": "{}", "seed": 0, "random_steps": 0, "twin": "/twin", "max_obs_age": 0.0},
+    "learner": {"run": "", "wait_s": 120.0},
+}
+
+
+def declared(node: Node, kind: str) -> dict[str, Any]:
+    """Declare ``kind``'s parameters (typed by their defaults) and return their values."""
+    for name, default in PARAMETERS[kind].items():
+        node.declare_parameter(name, default)
+    return {name: node.get_parameter(name).value for name in PARAMETERS[kind]}
+
+
+def spin_in_background(*nodes: Node) -> MultiThreadedExecutor:
+    executor = MultiThreadedExecutor(num_threads=4)
+    for n in nodes:
+        executor.add_node(n)
+
+    def spin():
+        try:
+            executor.spin()
+        except ExternalShutdownException:  # rclpy.shutdown from a signal handler: a normal stop
+            pass
+
+    threading.Thread(target=spin, daemon=True, name="ros-executor").start()
+    return executor
+
+
+# -- twin ------------------------------------------------------------------------------------------------------
+def twin_main() -> None:
+    from robotrl.ros.twin_node import TwinNode
+
+    probe = Node("twin")
+    p = declared(probe, "twin")
+    name = probe.get_name()
+    probe.destroy_node()
+    twin = TwinNode(p["task"], json.loads(p["task_kwargs"]), p["speed"], p["seed"], p["rate_hz"], p["camera_hz"], name=name)
+    declared(twin, "twin")  # visible to `ros2 param list` on the serving node
+    spin_in_background(*twin.nodes)
+    twin.start()
+    twin.get_logger().info(f"serving {p['task']} at {p['speed']}x real time")
+    _wait_for_shutdown()
+    twin.stop()
+
+
+# -- actor -----------------------------------------------------------------------------------------------------
+class ExpertAgent:
+    """The scripted expert behind the agent interface the runtime Actor drives (act, reset per episode)."""
+
+    def __init__(self, expert: Callable):
+        self.expert = expert
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def act(self, obs):
+        return self.expert(obs)
+
+
+def actor_main() -> None:
+    from robotrl.data import EpisodeStore
+    from robotrl.experts import make_expert
+    from robotrl.learning.sac import SACAgent, load_sac_config
+    from robotrl.ros.ros_env import ObservationLost, RosEnv
+    from robotrl.runtime.actor import Actor
+    from robotrl.runtime.train import RunConfig, load_agent
+    from robotrl.runtime.transport import FileWeights
+
+    node = Node("actor")
+    p = declared(node, "actor")
+    spin_in_background(node)
+    env = RosEnv(node, p["task"], json.loads(p["task_kwargs"]), twin=p["twin"], max_obs_age=p["max_obs_age"])
+    transport, run = None, Path(p["run"]) if p["run"] else None
+    if p["policy"] == "scripted":
+        agent = ExpertAgent(make_expert(env.spec_env))
+    elif p["policy"] == "learn":  # act for a learner node: fresh weights now, the learner's as they come
+        if run is None:
+            raise SystemExit("actor: policy 'learn' needs the 'run' parameter (the learner's run folder)")
+        cfg = RunConfig(env=p["task"], env_kwargs=json.loads(p["task_kwargs"]), sac=json.loads(p["sac"]), seed=p["seed"])
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "run.yaml").write_text(__import__("yaml").safe_dump(cfg.model_dump(), sort_keys=False))
+        agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
+        transport = FileWeights(run / "weights")
+    else:
+        agent, _ = load_agent(p["policy"])
+    store_path = Path(p["store"]) if p["store"] else (run / "episodes.zarr" if run else None)
+    if store_path is None:
+        raise SystemExit("actor: set 'store' (an episode store path) or 'run'")
+    store = EpisodeStore(store_path, mode="a")
+    actor = Actor(env, agent, store, p["task"], transport, random_steps=p["random_steps"], poll_every=10, seed=p["seed"])
+    versions = node.create_publisher(Int64, "~/weights_version", 10)
+    node.get_logger().info(f"acting on {p['task']} with policy {p['policy']!r}, episodes into {store_path}")
+    while rclpy.ok() and (p["episodes"] <= 0 or actor.episodes < p["episodes"]):
+        try:
+            done = actor.step()
+        except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
+            node.get_logger().error(f"episode dropped: {lost}")
+            while env.silent and rclpy.ok():
+                time.sleep(0.05)
+            actor.restart_episode()
+            continue
+        if done is not None:
+            meta = done["meta"]
+            versions.publish(Int64(data=actor.weights_version))
+            node.get_logger().info(f"episode {done['index']}: success {meta.success}, return {meta.ret:.2f}, "
+                                   f"weights v{actor.weights_version}")
+    store.close()
+    env.close()
+
+
+# -- learner ---------------------------------------------------------------------------------------------------
+class AnnouncedWeights:
+    """A weights transport that also announces each version on a topic, so the graph sees learning advance."""
+
+    def __init__(self, inner, node: Node):
+        self.inner, self._pub = inner, node.create_publisher(Int64, "~/weights_version", 10)
+
+    def publish(self, version: int, weights) -> None:
+        self.inner.publish(version, weights)
+        self._pub.publish(Int64(data=version))
+
+    def poll(self, have: int):
+        return self.inner.poll(have)
+
+
+def learner_main() -> None:
+    from robotrl.runtime.learner import serve
+    from robotrl.runtime.train import _flush_denormals, _resume, _setup, load_run
+    from robotrl.runtime.transport import FileWeights
+
+    node = Node("learner")
+    p = declared(node, "learner")
+    spin_in_background(node)
+    run = Path(p["run"])
+    deadline = time.monotonic() + p["wait_s"]
+    while not ((run / "run.yaml").exists() and (run / "episodes.zarr").exists()):  # the actor creates both
+        if time.monotonic() > deadline:
+            raise SystemExit(f"learner: no {run}/run.yaml and episodes.zarr after {p['wait_s']} s; is the actor running with run={run}?")
+        time.sleep(0.2)
+    _flush_denormals()
+    env, _, learner, store = _setup(load_run(run), run, writer=False)
+    env.close()
+    learner.transport = AnnouncedWeights(FileWeights(run / "weights"), node)
+    _resume(learner, run, store)
+    node.get_logger().info(f"learning from {run / 'episodes.zarr'}")
+    serve(learner, run / "episodes.zarr", run / "checkpoint.pt", run / "STOP")
+
+
+def _wait_for_shutdown() -> None:
+    while rclpy.ok():
+        time.sleep(0.1)
+
+
+MAINS = {"twin": twin_main, "actor": actor_main, "learner": learner_main}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in MAINS or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    rclpy.init(args=["robotrl", *argv[1:]])
+    try:
+        MAINS[argv[0]]()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

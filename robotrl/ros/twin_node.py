@@ -1,0 +1,124 @@
+"""The twin as hardware: a MuJoCo task world stepped in real time (or ``speed`` x), served through the very
+device nodes a robot runs (robotrl.ros.devices), so a graph cannot tell them apart.
+
+On top of the device topics it serves what a lab would get elsewhere: ``/clock`` (sim time, for
+``use_sim_time``), ``/objects/<name>/pose`` (ground truth, as from motion capture), ``~/task`` (the task's own
+judgement) and ``~/reset`` (a new episode). ``~/task`` is a Float64MultiArray ``[stamp_ns, reward, success,
+failed]``: the stamp rides inside because std_msgs carries no header, and the actor aligns it by that stamp.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import gymnasium as gym
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from robotrl.geometry import xyzw_from_wxyz
+from robotrl.ros import convert
+from robotrl.ros.devices import ArmNode, CameraNode, DeviceNode, QuadNode
+
+OBJECTS = {"robotrl/ArmPickCube-v0": ["cube"], "robotrl/ArmReach-v0": ["target"]}
+
+
+class TwinNode(Node):
+    def __init__(self, task: str, task_kwargs: dict | None = None, speed: float = 1.0, seed: int = 0, rate_hz: float = 100.0,
+                 camera_hz: float = 10.0, name: str = "twin"):
+        """``speed``: sim seconds per wall second (0: as fast as the CPU allows). ``rate_hz``: state topics per
+        sim second. ``camera_hz``: images per sim second."""
+        super().__init__(name)
+        self.env = gym.make(task, **(task_kwargs or {})).unwrapped
+        self.task, self.speed, self.seed, self.episode = task, speed, seed, 0
+        self.env.reset(seed=seed)
+        self.lock = threading.RLock()
+        self.devices: list[DeviceNode] = []
+        if hasattr(self.env, "arm"):
+            box, m = self.env.config.safety, self.env.world.model
+            limits = np.array([m.joint(f"joint{i + 1}").range for i in range(self.env.arm.n_joints)]).T
+            self.arm_node = ArmNode(self.env.arm, workspace=(np.array(box.box_min), np.array(box.box_max)),
+                                    joint_limits=(limits[0], limits[1]), rate_hz=0, lock=self.lock)
+            self.devices.append(self.arm_node)
+        if hasattr(self.env, "quad"):
+            self.devices.append(QuadNode(self.env.quad, rate_hz=0, lock=self.lock))
+        self.cameras = {n: CameraNode(cam, rate_hz=0, lock=self.lock) for n, cam in self.env.cameras.items()}
+        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self._task = self.create_publisher(Float64MultiArray, "~/task", 10)
+        self._objects = {o: self.create_publisher(PoseStamped, f"/objects/{o}/pose", qos_profile_sensor_data)
+                         for o in OBJECTS.get(task, [])}
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self._dt, self._camera_every = 1.0 / rate_hz, max(1, round(rate_hz / camera_hz))
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Every node this process serves (add them all to one executor)."""
+        return [self, *self.devices, *self.cameras.values()]
+
+    def start(self) -> None:
+        self._running.set()
+        self._thread = threading.Thread(target=self._loop, name="twin-physics", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- the physics loop ------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            if self.context.ok():  # after rclpy.shutdown (Ctrl-C) a publish fails: that is just the end
+                raise
+
+    def _run(self) -> None:
+        # Rendering happens here too: a GL context belongs to the thread that made it.
+        tick, next_wall = 0, time.monotonic()
+        while self._running.is_set():
+            with self.lock:
+                self.env.world.advance(self._dt)
+                self.env._read_devices()
+                stamp = self.env.world.stamp_ns
+                reward, success, failed, _ = self.env._evaluate()
+                frames = {n: c.camera.read() for n, c in self.cameras.items()} if tick % self._camera_every == 0 else {}
+                objects = {o: self._object_pose(o) for o in self._objects}
+            self._clock_pub.publish(Clock(clock=convert.to_time(stamp)))
+            for device in self.devices:
+                device.publish()
+            for o, (pos, quat) in objects.items():
+                self._objects[o].publish(convert.pose_stamped(pos, quat, stamp, "base"))
+            self._task.publish(Float64MultiArray(data=[float(stamp), reward, float(success), float(failed)]))
+            for n, frame in frames.items():
+                self.cameras[n].publish(frame)
+            tick += 1
+            if self.speed > 0:
+                next_wall += self._dt / self.speed
+                time.sleep(max(0.0, next_wall - time.monotonic()))
+
+    def _object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        m, d = self.env.world.model, self.env.world.data
+        try:
+            body = m.body(name).id
+            return d.xpos[body].copy(), xyzw_from_wxyz(d.xquat[body])
+        except KeyError:
+            return d.site_xpos[m.site(name).id].copy(), np.array([0.0, 0.0, 0.0, 1.0])
+
+    def _on_reset(self, _request, response):
+        with self.lock:
+            now = self.env.world.data.time
+            self.episode += 1
+            self.env.reset(seed=self.seed + self.episode)
+            self.env.world.data.time = now + self._dt  # sim time never runs backwards (/clock is monotonic)
+            self.env._read_devices()
+            stamp = self.env.world.stamp_ns
+        response.success, response.message = True, f"stamp_ns={stamp} seed={self.seed + self.episode}"
+        return response
