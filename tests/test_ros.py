@@ -187,3 +187,66 @@ def _latest(run: Path) -> int:
         return int((run / "weights" / "LATEST").read_text())
     except (FileNotFoundError, ValueError):
         return -1
+
+
+def _run_launch_file(path: Path, monkeypatch, graph: str | None) -> tuple[list[dict], str]:
+    """Execute a launch file with recording stand-ins for launch, launch_ros and ament_index_python: ROS 2's
+    launch packages have no pip wheels, so this is the one boundary these tests cannot install. Returns the
+    Node actions it made and its default graph."""
+    import importlib.util
+    import types
+
+    made: list[dict] = []
+
+    class LaunchConfiguration:
+        def __init__(self, name):
+            self.name = name
+
+        def perform(self, context):
+            return context[self.name]
+
+    def record(cls_name):
+        return type(cls_name, (), {"__init__": lambda self, *a, **kw: self.__dict__.update(kw, args=a)})
+
+    fakes = {
+        "launch": {"LaunchDescription": record("LaunchDescription")},
+        "launch.actions": {"DeclareLaunchArgument": record("DeclareLaunchArgument"), "OpaqueFunction": record("OpaqueFunction")},
+        "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
+        "launch_ros.actions": {"Node": lambda **kw: made.append(kw)},
+        "ament_index_python.packages": {"get_package_share_directory": lambda pkg: str(ROS_WS / "src" / pkg)},
+    }
+    for name, attrs in fakes.items():
+        monkeypatch.setitem(__import__("sys").modules, name, types.SimpleNamespace(**attrs))
+    spec = importlib.util.spec_from_file_location("launch_file", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    argument, opaque = description.args[0]
+    opaque.function({"graph": graph or argument.default_value})
+    return made, argument.default_value
+
+
+@pytest.mark.parametrize("graph", ["sim_pick", "sim_learn"])
+def test_the_launch_file_starts_the_graph_nodes_with_their_parameters(graph, monkeypatch, tmp_path):
+    made, default = _run_launch_file(ROS_WS / "src/robotrl_bringup/launch/sim.launch.py", monkeypatch, graph)
+    assert default == "sim_pick"
+    described = load_graph(graph).nodes
+    assert len(made) == len(described)
+    for node, (name, spec) in zip(made, described.items()):
+        assert node["package"] == "robotrl_bringup" and node["executable"] == "robotrl_node"
+        assert node["arguments"] == [spec.kind] and node["parameters"] == [spec.parameters]
+        assert node["name"] == (None if spec.kind == "twin" else name)
+        # `robotrl launch` starts the same node: same kind, name and parameters.
+        cmd = node_command(name, spec, tmp_path / "p.yaml")
+        assert cmd[cmd.index("robotrl.ros.nodes") + 1] == spec.kind
+        assert (f"__node:={name}" in cmd) == (node["name"] is not None)
+        assert __import__("yaml").safe_load(params_yaml(name, spec)) == {name: {"ros__parameters": spec.parameters}}
+    setup = (ROS_WS / "src/robotrl_bringup/setup.py").read_text()
+    assert '"robotrl_node = robotrl.ros.nodes:main"' in setup
+
+
+def test_a_graph_with_a_bad_parameter_names_it(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nodes:\n  actor:\n    kind: actor\n    parameters: {polcy: scripted}\n")
+    with pytest.raises(Exception, match=r"bad.yaml.*polcy.*allowed"):
+        load_graph(bad)

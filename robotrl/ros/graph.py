@@ -3,7 +3,7 @@ install: pip rclpy) or by ``ros2 launch robotrl_bringup sim.launch.py`` (ros_ws/
 
     nodes:
       <node name>:
-        kind: twin | actor | learner        (robotrl.ros.nodes)
+        kind: twin | camera | quad | actor | learner   (robotrl.ros.nodes)
         parameters: {...}                   ROS parameters of that kind
         until_exit: true                    the graph stops when this node exits (e.g. an actor with N episodes)
 """
@@ -27,7 +27,7 @@ from robotrl.ros.nodes import PARAMETERS
 
 
 class NodeSpec(StrictModel):
-    kind: Literal["twin", "actor", "learner"]
+    kind: Literal["twin", "camera", "quad", "actor", "learner"]
     parameters: dict[str, Any] = {}
     until_exit: bool = False
 
@@ -64,6 +64,13 @@ def graph_path(name_or_path: str | Path) -> Path:
 
 def load_graph(name_or_path: str | Path) -> Graph:
     return load_config(Graph, graph_path(name_or_path))
+
+
+def launch_entries(graph: Graph) -> list[dict[str, Any]]:
+    """What a ROS launch file needs per node (ros_ws/src/robotrl_bringup/launch/*.launch.py): the executable's
+    arguments, the node name (None for the twin, whose process serves several nodes) and its parameters."""
+    return [{"name": None if spec.kind == "twin" else name, "arguments": [spec.kind], "parameters": dict(spec.parameters)}
+            for name, spec in graph.nodes.items()]
 
 
 def node_command(name: str, spec: NodeSpec, params_file: Path) -> list[str]:

@@ -1,6 +1,8 @@
 """The processes of a robotrl graph, one per node kind: ``python -m robotrl.ros.nodes <kind> [--ros-args ...]``.
 
     twin     the MuJoCo twin serving the device topics (robotrl.ros.twin_node)
+    camera   a hardware camera (driver: realsense | opencv) behind a CameraNode; name it <camera>_camera
+    quad     a PX4 / ArduPilot quadrotor over MAVLink behind a QuadNode
     actor    RosEnv + policy + watchdog + episode store; with ``run`` it acts for a learner
     learner  trains from the actor's store and publishes weight versions (``~/weights_version``)
 
@@ -30,6 +32,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "actor": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "policy": "scripted", "episodes": 0, "store": "",
               "run": "", "sac": "{}", "seed": 0, "random_steps": 0, "twin": "/twin", "max_obs_age": 0.0},
     "learner": {"run": "", "wait_s": 120.0},
+    "camera": {"driver": "realsense", "camera": "front", "serial": "", "source": "0", "width": 640, "height": 480,
+               "fps": 30, "depth": False},
+    "quad": {"connection": "udpin:0.0.0.0:14540", "flavour": "px4", "robot": "crazyflie", "rate_hz": 50.0},
 }
 
 
@@ -70,6 +75,50 @@ def twin_main() -> None:
     twin.get_logger().info(f"serving {p['task']} at {p['speed']}x real time")
     _wait_for_shutdown()
     twin.stop()
+
+
+# -- hardware drivers ------------------------------------------------------------------------------------------
+def camera_main() -> None:
+    from robotrl.ros.devices import CameraNode
+
+    probe = Node("camera")
+    p = declared(probe, "camera")
+    name = probe.get_name()
+    probe.destroy_node()
+    if p["driver"] == "realsense":
+        from robotrl.hardware.realsense import RealSenseCamera
+
+        camera = RealSenseCamera(p["serial"] or None, width=p["width"], height=p["height"], fps=p["fps"], depth=p["depth"], name=p["camera"])
+    elif p["driver"] == "opencv":
+        from robotrl.hardware.opencv_camera import OpenCVCamera
+
+        source = int(p["source"]) if p["source"].isdigit() else p["source"]
+        camera = OpenCVCamera(source, width=p["width"], height=p["height"], fps=p["fps"], name=p["camera"])
+    else:
+        raise SystemExit(f"camera node {name}: parameter 'driver' must be realsense or opencv, not {p['driver']!r}")
+    node = CameraNode(camera, name=name, rate_hz=p["fps"])
+    declared(node, "camera")
+    spin_in_background(node)
+    _wait_for_shutdown()
+    node.destroy_node()
+
+
+def quad_main() -> None:
+    from robotrl.hardware.mavlink_quad import MavlinkQuadrotor
+    from robotrl.ros.devices import QuadNode
+    from robotrl.sim.quad import QuadParams
+
+    probe = Node("quad")
+    p = declared(probe, "quad")
+    name = probe.get_name()
+    probe.destroy_node()
+    params = QuadParams.load(p["robot"])
+    quad = MavlinkQuadrotor(p["connection"], mass=params.mass, max_thrust_n=params.max_thrust, flavour=p["flavour"])
+    node = QuadNode(quad, name=name, rate_hz=p["rate_hz"], max_thrust=params.max_thrust, max_body_rate=params.max_body_rate)
+    declared(node, "quad")
+    spin_in_background(node)
+    _wait_for_shutdown()
+    quad.close()
 
 
 # -- actor -----------------------------------------------------------------------------------------------------
@@ -180,7 +229,7 @@ def _wait_for_shutdown() -> None:
         time.sleep(0.1)
 
 
-MAINS = {"twin": twin_main, "actor": actor_main, "learner": learner_main}
+MAINS = {"twin": twin_main, "camera": camera_main, "quad": quad_main, "actor": actor_main, "learner": learner_main}
 
 
 def main(argv: list[str] | None = None) -> None:
