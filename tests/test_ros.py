@@ -18,6 +18,7 @@ rclpy = pytest.importorskip("rclpy")  # the `ros` extra
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray, Int64  # noqa: E402
 
 from robotrl.data import EpisodeStore  # noqa: E402
@@ -250,3 +251,34 @@ def test_a_graph_with_a_bad_parameter_names_it(tmp_path):
     bad.write_text("nodes:\n  actor:\n    kind: actor\n    parameters: {polcy: scripted}\n")
     with pytest.raises(Exception, match=r"bad.yaml.*polcy.*allowed"):
         load_graph(bad)
+
+
+def test_the_quadrotor_hovers_through_ros(ros):
+    """QuadHover's twin behind the QuadNode topics: a position set point on /quad/cmd_pose brings it to a
+    stable hover, seen on /quad/odom; a NaN set point is rejected and changes nothing."""
+    from nav_msgs.msg import Odometry
+
+    executor, thread = ros
+    twin = TwinNode("robotrl/QuadHover-v0", speed=2.0)
+    pilot = rclpy.create_node("pilot")
+    odom: list = []
+    pilot.create_subscription(Odometry, "/quad/odom", lambda m: odom.append(convert.quad_state(m)), qos_profile_sensor_data)
+    setpoint = pilot.create_publisher(PoseStamped, "/quad/cmd_pose", COMMAND_QOS)
+    for n in [*twin.nodes, pilot]:
+        executor.add_node(n)
+    thread.start()
+    twin.start()
+    try:
+        goal = np.array([0.3, -0.2, 1.2])
+        wait_for(lambda: setpoint.get_subscription_count() > 0 and odom)
+        setpoint.publish(convert.pose_stamped(np.array([np.nan, 0, 1]), np.array([0, 0, 0, 1.0]), 0, "world"))
+        wait_for(lambda: any("non-finite" in r for r in twin.devices[0].rejected))
+        setpoint.publish(convert.pose_stamped(goal, np.array([0, 0, 0, 1.0]), 0, "world"))
+        start = odom[-1].stamp_ns
+        wait_for(lambda: odom[-1].stamp_ns - start > 6e9, timeout=30)  # 6 s of sim time
+        last_second = [s for s in odom if s.stamp_ns > odom[-1].stamp_ns - 1e9]
+        errors = [np.linalg.norm(s.pos - goal) for s in last_second]
+        assert max(errors) < 0.1 and max(np.linalg.norm(s.vel) for s in last_second) < 0.2
+        assert np.all(np.diff([s.stamp_ns for s in odom]) > 0)  # capture stamps, in order
+    finally:
+        twin.stop()
