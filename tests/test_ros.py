@@ -227,11 +227,15 @@ def _run_launch_file(path: Path, monkeypatch, graph: str | None) -> tuple[list[d
     return made, argument.default_value
 
 
-@pytest.mark.parametrize("graph", ["sim_pick", "sim_learn"])
-def test_the_launch_file_starts_the_graph_nodes_with_their_parameters(graph, monkeypatch, tmp_path):
-    made, default = _run_launch_file(ROS_WS / "src/robotrl_bringup/launch/sim.launch.py", monkeypatch, graph)
-    assert default == "sim_pick"
-    described = load_graph(graph).nodes
+HARDWARE_GRAPH = ROS_WS / "src/robotrl_bringup/config/hardware_pick.yaml"
+
+
+@pytest.mark.parametrize("launch_file, graph, default", [("sim", "sim_pick", "sim_pick"), ("sim", "sim_learn", "sim_pick"),
+                                                         ("hardware", None, str(HARDWARE_GRAPH))])
+def test_the_launch_files_start_the_graph_nodes_with_their_parameters(launch_file, graph, default, monkeypatch, tmp_path):
+    made, default_graph = _run_launch_file(ROS_WS / f"src/robotrl_bringup/launch/{launch_file}.launch.py", monkeypatch, graph)
+    assert default_graph == default
+    described = load_graph(graph or default).nodes
     assert len(made) == len(described)
     for node, (name, spec) in zip(made, described.items()):
         assert node["package"] == "robotrl_bringup" and node["executable"] == "robotrl_node"

@@ -1,12 +1,13 @@
 """Device nodes: each serves *any* implementation of one device interface (the twin's or a hardware driver)
 over standard ROS 2 messages, so a graph cannot tell the twin from the robot.
 
-    arm    joint_states (JointState), ~/ee_pose (PoseStamped), ~/ee_twist (TwistStamped)   sensor-data QoS
+    arm    ~/joint_states (JointState: joints + "gripper" opening 0..1), ~/ee_pose (PoseStamped),
+           ~/ee_twist (TwistStamped)                                                       sensor-data QoS
            ~/target_pose (PoseStamped), ~/gripper (Float64)                                reliable, in
-           /forward_position_controller/commands (Float64MultiArray, joint positions)     reliable, in
            ~/stop, ~/home (std_srvs/Trigger)
-           (joint_states + forward_position_controller are what a ros2_control arm serves: the twin speaks
-           both levels, so hardware.Ros2ControlArm can be tested against it)
+           with ``ros2_control=True`` (the twin) also what a ros2_control arm serves: /joint_states and
+           /forward_position_controller/commands (Float64MultiArray joint positions, reliable, in), so
+           hardware.Ros2ControlArm runs against the twin exactly as against a robot
     camera ~/image (Image rgb8), ~/camera_info (CameraInfo)                                sensor-data QoS
     quad   ~/odom (Odometry)                                                                sensor-data QoS
            ~/ctbr (TwistStamped: angular = FLU rates, linear.z = thrust N), ~/cmd_vel (TwistStamped),
@@ -74,25 +75,29 @@ class DeviceNode(Node):
 class ArmNode(DeviceNode):
     def __init__(self, arm: Arm, name: str = "arm", joint_names: list[str] | None = None, rate_hz: float = 100.0,
                  workspace: tuple[np.ndarray, np.ndarray] | None = None, joint_limits: tuple[np.ndarray, np.ndarray] | None = None,
-                 lock: Lock | None = None, **kwargs):
+                 ros2_control: bool = False, lock: Lock | None = None, **kwargs):
         """``workspace``: (min, max) corners of the box (base frame, m) outside which targets are rejected;
         ``joint_limits``: (min, max) joint positions (rad) outside which joint commands are rejected."""
         super().__init__(name, rate_hz, lock, **kwargs)
         self.arm, self.workspace, self.joint_limits = arm, workspace, joint_limits
         self.joint_names = joint_names or [f"joint{i + 1}" for i in range(arm.n_joints)]
-        self._joints = self.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+        self._joints = [self.create_publisher(JointState, t, qos_profile_sensor_data)
+                        for t in ("~/joint_states", "/joint_states")[: 2 if ros2_control else 1]]
         self._pose = self.create_publisher(PoseStamped, "~/ee_pose", qos_profile_sensor_data)
         self._twist = self.create_publisher(TwistStamped, "~/ee_twist", qos_profile_sensor_data)
         self.create_subscription(PoseStamped, "~/target_pose", self._on_target, COMMAND_QOS)
         self.create_subscription(Float64, "~/gripper", self._on_gripper, COMMAND_QOS)
-        self.create_subscription(Float64MultiArray, "/forward_position_controller/commands", self._on_joints, COMMAND_QOS)
+        if ros2_control:
+            self.create_subscription(Float64MultiArray, "/forward_position_controller/commands", self._on_joints, COMMAND_QOS)
         self._trigger("stop", arm.stop)
         self._trigger("home", arm.home)
 
     def publish(self) -> None:
         with self.lock:
             s = self.arm.state()
-        self._joints.publish(convert.joint_state_msg(s, self.joint_names))
+        joints = convert.joint_state_msg(s, self.joint_names)
+        for pub in self._joints:
+            pub.publish(joints)
         self._pose.publish(convert.pose_stamped(s.ee_pos, s.ee_quat, s.stamp_ns, "base"))
         self._twist.publish(convert.ee_twist_msg(s))
 

@@ -3,7 +3,7 @@ install: pip rclpy) or by ``ros2 launch robotrl_bringup sim.launch.py`` (ros_ws/
 
     nodes:
       <node name>:
-        kind: twin | camera | quad | actor | learner   (robotrl.ros.nodes)
+        kind: twin | camera | arm | quad | actor | learner   (robotrl.ros.nodes)
         parameters: {...}                   ROS parameters of that kind
         until_exit: true                    the graph stops when this node exits (e.g. an actor with N episodes)
 """
@@ -27,7 +27,7 @@ from robotrl.ros.nodes import PARAMETERS
 
 
 class NodeSpec(StrictModel):
-    kind: Literal["twin", "camera", "quad", "actor", "learner"]
+    kind: Literal["twin", "camera", "arm", "quad", "actor", "learner"]
     parameters: dict[str, Any] = {}
     until_exit: bool = False
 

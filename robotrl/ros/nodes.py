@@ -2,6 +2,7 @@
 
     twin     the MuJoCo twin serving the device topics (robotrl.ros.twin_node)
     camera   a hardware camera (driver: realsense | opencv) behind a CameraNode; name it <camera>_camera
+    arm      a ros2_control arm (hardware.Ros2ControlArm: /joint_states in, a position controller out) behind an ArmNode
     quad     a PX4 / ArduPilot quadrotor over MAVLink behind a QuadNode
     actor    RosEnv + policy + watchdog + episode store; with ``run`` it acts for a learner
     learner  trains from the actor's store and publishes weight versions (``~/weights_version``)
@@ -34,6 +35,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "learner": {"run": "", "wait_s": 120.0},
     "camera": {"driver": "realsense", "camera": "front", "serial": "", "source": "0", "width": 640, "height": 480,
                "fps": 30, "depth": False},
+    "arm": {"interface": "forward", "controller": "", "joint_names": "", "gripper_joint": "gripper",
+            "gripper_range": [0.0, 1.0], "gripper_topic": "/gripper_controller/commands", "rate_hz": 100.0,
+            "workspace_min": [0.25, -0.35, 0.005], "workspace_max": [0.75, 0.35, 0.45]},
     "quad": {"connection": "udpin:0.0.0.0:14540", "flavour": "px4", "robot": "crazyflie", "rate_hz": 50.0},
 }
 
@@ -101,6 +105,26 @@ def camera_main() -> None:
     spin_in_background(node)
     _wait_for_shutdown()
     node.destroy_node()
+
+
+def arm_main() -> None:
+    import numpy as np
+
+    from robotrl.hardware.ros2_control_arm import Ros2ControlArm
+    from robotrl.ros.devices import ArmNode
+
+    probe = Node("arm")
+    p = declared(probe, "arm")
+    name = probe.get_name()
+    probe.destroy_node()
+    client = Node(f"{name}_ros2_control")  # the driver's subscriptions live on their own node, spun with ArmNode's
+    arm = Ros2ControlArm(client, joint_names=[j.strip() for j in p["joint_names"].split(",")] if p["joint_names"] else None,
+                         interface=p["interface"], controller=p["controller"] or None, gripper_joint=p["gripper_joint"] or None,
+                         gripper_range=tuple(p["gripper_range"]), gripper_topic=p["gripper_topic"] or None)
+    node = ArmNode(arm, name=name, rate_hz=p["rate_hz"], workspace=(np.array(p["workspace_min"]), np.array(p["workspace_max"])))
+    declared(node, "arm")
+    spin_in_background(node, client)
+    _wait_for_shutdown()
 
 
 def quad_main() -> None:
@@ -229,7 +253,7 @@ def _wait_for_shutdown() -> None:
         time.sleep(0.1)
 
 
-MAINS = {"twin": twin_main, "camera": camera_main, "quad": quad_main, "actor": actor_main, "learner": learner_main}
+MAINS = {"twin": twin_main, "camera": camera_main, "arm": arm_main, "quad": quad_main, "actor": actor_main, "learner": learner_main}
 
 
 def main(argv: list[str] | None = None) -> None:

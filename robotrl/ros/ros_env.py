@@ -80,7 +80,7 @@ class RosEnv(gym.Env):
         self._images = {c: _Stamped(8) for c in self.config.cameras}
         self._judge = _Stamped()
         sub = node.create_subscription
-        sub(JointState, "/joint_states", lambda m: self._add(self._joints, m, m), qos_profile_sensor_data)
+        sub(JointState, f"{arm}/joint_states", lambda m: self._add(self._joints, m, m), qos_profile_sensor_data)
         sub(PoseStamped, f"{arm}/ee_pose", lambda m: self._add(self._ee, m, m), qos_profile_sensor_data)
         sub(TwistStamped, f"{arm}/ee_twist", lambda m: self._add(self._twist, m, m), qos_profile_sensor_data)
         for o, buf in self._objects.items():
@@ -91,7 +91,7 @@ class RosEnv(gym.Env):
         self._target = node.create_publisher(PoseStamped, f"{arm}/target_pose", COMMAND_QOS)
         self._gripper = node.create_publisher(Float64, f"{arm}/gripper", COMMAND_QOS)
         self._reset = node.create_client(Trigger, f"{twin}/reset" if twin else f"{arm}/home")
-        self.topics = {"/joint_states": self._joints, **{f"/objects/{o}/pose": b for o, b in self._objects.items()},
+        self.topics = {f"{arm}/joint_states": self._joints, **{f"/objects/{o}/pose": b for o, b in self._objects.items()},
                        **{f"/{c}_camera/image": b for c, b in self._images.items()}}
         self.holds: list[tuple[float, str]] = []  # (steady time, reason) of every hold the watchdog commanded
         self.silent: str | None = None  # why observations are stale, while they are
@@ -123,7 +123,7 @@ class RosEnv(gym.Env):
                     return convert.arm_state(joints, ee[1], tw[1])
             return None
 
-        return self._wait(ready, f"/joint_states newer than {stamp_ns} ns")
+        return self._wait(ready, f"arm reading (joint_states, ee_pose, ee_twist) newer than {stamp_ns} ns")
 
     def _wait(self, ready, what: str):
         end = time.monotonic() + self.timeout

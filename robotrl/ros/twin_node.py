@@ -43,7 +43,7 @@ class TwinNode(Node):
             box, m = self.env.config.safety, self.env.world.model
             limits = np.array([m.joint(f"joint{i + 1}").range for i in range(self.env.arm.n_joints)]).T
             self.arm_node = ArmNode(self.env.arm, workspace=(np.array(box.box_min), np.array(box.box_max)),
-                                    joint_limits=(limits[0], limits[1]), rate_hz=0, lock=self.lock)
+                                    joint_limits=(limits[0], limits[1]), ros2_control=True, rate_hz=0, lock=self.lock)
             self.devices.append(self.arm_node)
         if hasattr(self.env, "quad"):
             self.devices.append(QuadNode(self.env.quad, rate_hz=0, lock=self.lock))
