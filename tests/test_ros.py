@@ -286,3 +286,35 @@ def test_the_quadrotor_hovers_through_ros(ros):
         assert np.all(np.diff([s.stamp_ns for s in odom]) > 0)  # capture stamps, in order
     finally:
         twin.stop()
+
+
+def test_a_human_on_the_teleop_topics_takes_over_and_the_steps_are_flagged(twin, ros):
+    from geometry_msgs.msg import Twist, Vector3
+    from std_msgs.msg import Bool
+
+    from robotrl.interventions import InterventionWrapper
+    from robotrl.ros.teleop import RosTeleop
+
+    executor, _ = ros
+    actor, human = rclpy.create_node("actor"), rclpy.create_node("human")
+    for n in (actor, human):
+        executor.add_node(n)
+    env = InterventionWrapper(RosEnv(actor, PICK), RosTeleop(actor, 4))
+    active = human.create_publisher(Bool, "/teleop/active", COMMAND_QOS)
+    twist = human.create_publisher(Twist, "/teleop/twist", COMMAND_QOS)
+    obs, _ = env.reset()
+    policy = np.array([0.0, 0.0, -1.0, 1.0], np.float32)  # the policy heads down; the human lifts
+    _, _, _, _, info = env.step(policy)
+    assert not info["intervention"]
+    wait_for(lambda: active.get_subscription_count() > 0 and twist.get_subscription_count() > 0)
+    z0 = env.unwrapped.state.ee_pos[2]
+    for _ in range(5):
+        active.publish(Bool(data=True))
+        twist.publish(Twist(linear=Vector3(z=1.0)))
+        time.sleep(0.05)
+        _, _, _, _, info = env.step(policy)
+        assert info["intervention"] and info["action"][2] == 1.0
+    assert env.unwrapped.state.ee_pos[2] > z0 + 0.05  # the arm went up: the human's action was executed
+    time.sleep(0.6)  # the deadman lapses: the policy is back
+    _, _, _, _, info = env.step(policy)
+    assert not info["intervention"]

@@ -9,7 +9,8 @@
 
 Parameters are ROS parameters, declared with types and defaults (``ros2 param list`` shows them); a graph
 file (configs/graphs/*.yaml) or a ROS launch file sets them. ``task_kwargs`` and ``sac`` are JSON strings,
-because ROS parameters have no dict type. ``max_obs_age`` 0 means 1.5 control periods.
+because ROS parameters have no dict type. ``max_obs_age`` 0 means 1.5 control periods. With ``teleop`` the
+actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps are flagged in the store.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from std_msgs.msg import Int64
 PARAMETERS: dict[str, dict[str, Any]] = {
     "twin": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "speed": 1.0, "seed": 0, "rate_hz": 100.0, "camera_hz": 10.0},
     "actor": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "policy": "scripted", "episodes": 0, "store": "",
-              "run": "", "sac": "{}", "seed": 0, "random_steps": 0, "twin": "/twin", "max_obs_age": 0.0},
+              "run": "", "sac": "{}", "seed": 0, "random_steps": 0, "twin": "/twin", "max_obs_age": 0.0,
+              "teleop": True},
     "learner": {"run": "", "wait_s": 120.0},
     "camera": {"driver": "realsense", "camera": "front", "serial": "", "source": "0", "width": 640, "height": 480,
                "fps": 30, "depth": False},
@@ -172,9 +174,14 @@ def actor_main() -> None:
     p = declared(node, "actor")
     spin_in_background(node)
     env = RosEnv(node, p["task"], json.loads(p["task_kwargs"]), twin=p["twin"], max_obs_age=p["max_obs_age"])
+    if p["teleop"]:
+        from robotrl.interventions import InterventionWrapper
+        from robotrl.ros.teleop import RosTeleop
+
+        env = InterventionWrapper(env, RosTeleop(node, env.action_space.shape[0]))
     transport, run = None, Path(p["run"]) if p["run"] else None
     if p["policy"] == "scripted":
-        agent = ExpertAgent(make_expert(env.spec_env))
+        agent = ExpertAgent(make_expert(env.unwrapped.spec_env))
     elif p["policy"] == "learn":  # act for a learner node: fresh weights now, the learner's as they come
         if run is None:
             raise SystemExit("actor: policy 'learn' needs the 'run' parameter (the learner's run folder)")
@@ -197,7 +204,7 @@ def actor_main() -> None:
             done = actor.step()
         except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
             node.get_logger().error(f"episode dropped: {lost}")
-            while env.silent and rclpy.ok():
+            while env.unwrapped.silent and rclpy.ok():
                 time.sleep(0.05)
             actor.restart_episode()
             continue
