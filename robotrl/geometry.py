@@ -89,3 +89,26 @@ def flu_to_frd(v: np.ndarray) -> np.ndarray:
 
 def frd_to_flu(v: np.ndarray) -> np.ndarray:
     return _FLU_TO_FRD @ np.asarray(v)
+
+
+# Quaternion form of the same maps: ENU->NED is a half-turn about (x + y) / sqrt(2), FLU->FRD a half-turn about x.
+_Q_ENU_TO_NED = np.array([np.sqrt(0.5), np.sqrt(0.5), 0.0, 0.0])
+_Q_FLU_TO_FRD = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def quat_enu_flu_to_ned_frd(q: np.ndarray) -> np.ndarray:
+    """FLU-body-to-ENU-world (x, y, z, w) -> FRD-body-to-NED-world (x, y, z, w): R_ned = M R_enu F."""
+    return quat_multiply(quat_multiply(_Q_ENU_TO_NED, np.asarray(q, dtype=np.float64)), _Q_FLU_TO_FRD)
+
+
+def quat_ned_frd_to_enu_flu(q: np.ndarray) -> np.ndarray:
+    return quat_enu_flu_to_ned_frd(q)  # both half-turns square to -1, and the two signs cancel
+
+
+def yaw_enu_to_ned(yaw: float) -> float:
+    """ENU yaw (from east, counter-clockwise) <-> NED yaw (from north, clockwise), wrapped to [-pi, pi)."""
+    return float((np.pi / 2 - yaw + np.pi) % (2 * np.pi) - np.pi)
+
+
+def yaw_ned_to_enu(yaw: float) -> float:
+    return yaw_enu_to_ned(yaw)  # the map is its own inverse

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Callable
 
 import mujoco
-import numpy as np
 
 ASSETS = Path(__file__).parent / "assets"
 

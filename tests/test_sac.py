@@ -12,10 +12,12 @@ from torch import nn
 
 import robotrl  # noqa: F401  (registers the envs)
 from robotrl.config import ConfigError
+from robotrl.data import EpisodeRecorder, EpisodeStore
+from robotrl.data.store import record_episode
 from robotrl.experts import make_expert
-from robotrl.learning import MixedSampler, ReplayBuffer, SACAgent, SACConfig, load_sac_config, to_torch, train_sac
+from robotrl.learning import MixedSampler, ReplayBuffer, SACAgent, SACConfig, load_sac_config, to_torch
 from robotrl.learning.networks import CriticEnsemble, EnsembleLayerNorm, ObsEncoder, random_shift
-from robotrl.learning.sac import collect_episodes
+from robotrl.runtime.train import RunConfig, train
 
 SMALL = {"hidden": 32, "batch_size": 16, "image_features": 8, "cnn_channels": 8, "device": "cpu"}
 
@@ -137,18 +139,20 @@ def test_random_shift_is_a_shift_with_edge_padding():
         assert set(out[b].reshape(-1, 3)[:, 0].tolist()) <= set(img[b].reshape(-1, 3)[:, 0].tolist())
 
 
-def test_box_observation_env_trains():
-    """A plain Box observation space (Pendulum) runs through the whole loop."""
-    history = train_sac("Pendulum-v1", SACConfig(**SMALL), total_steps=120, eval_every=120, eval_episodes=1,
-                        warmup_steps=40, log=None)
-    assert history == [(120, 0.0)]  # Pendulum reports no success: the rate is 0, the loop still runs
+def test_box_observation_env_trains(tmp_path):
+    """A plain Box observation space (Pendulum) runs through the whole product loop: store, replay, updates."""
+    history = train(RunConfig(env="Pendulum-v1", sac=SMALL, total_steps=260, eval_every=260, eval_episodes=1, random_steps=40),
+                    tmp_path / "run", progress=False)
+    assert [(h["env_steps"], h["success"]) for h in history] == [(260, 0.0)]  # Pendulum reports no success
+    assert history[-1]["updates"] > 0  # the learner ingests finished episodes: 200-step Pendulum, then updates
+    assert "state.obs" in EpisodeStore(tmp_path / "run" / "episodes.zarr").keys
 
 
 def test_dict_observation_with_camera_updates():
     env = gym.make("robotrl/ArmReach-v0", cameras=["wrist"], image_size=32)
     agent = SACAgent(env.observation_space, env.action_space, SACConfig(**SMALL, utd=2))
     assert agent.critic.encoder.image_keys == ["images/wrist"]
-    assert agent.critic.encoder.state_keys == ["state/ee_pos", "state/ee_vel", "state/target_pos"]
+    assert agent.critic.encoder.state_keys == ["state/ee_pos", "state/ee_vel", "state/target_pos", "state/to_target"]
     buffer = ReplayBuffer(env.observation_space, 3, 100)
     obs = fill(buffer, env, 40)
     rng = np.random.default_rng(0)
@@ -223,38 +227,26 @@ def test_pretrained_encoder_weights_load_and_freeze(tmp_path):
     assert all(p.requires_grad for p in loaded.cnns["images/front"].proj.parameters())
 
 
-def test_train_sac_with_demos_runs():
-    """The demo path: expert episodes -> offline buffer -> 50/50 batches from the first step (no warm-up)."""
+def test_training_from_demos_updates_from_the_first_step(tmp_path):
+    """The demo path: expert episodes in a store -> offline buffer -> 50/50 batches from the first step."""
     env = gym.make("robotrl/ArmReach-v0")
-    demos = collect_episodes(env, make_expert(env), 2, seed=100)
-    assert demos[0]["obs"]["state/ee_pos"].shape[0] == len(demos[0]["action"]) + 1 and demos[0]["terminated"][-1]
-    agent = SACAgent(env.observation_space, env.action_space, SACConfig(**{**SMALL, "batch_size": 8}))
-    history = train_sac(env, demos=demos, total_steps=30, eval_every=30, eval_episodes=1, warmup_steps=0,
-                        agent=agent, log=None)
-    assert len(history) == 1 and agent.num_updates == 30
+    store = EpisodeStore(tmp_path / "demos.zarr", mode="a")
+    recorder, expert = EpisodeRecorder(store), make_expert(env)
+    for seed in (100, 101):
+        record_episode(env, expert, recorder, seed, "demo", "robotrl/ArmReach-v0")
+    store.close()
+    history = train(RunConfig(env="robotrl/ArmReach-v0", demos=str(tmp_path / "demos.zarr"), sac={**SMALL, "batch_size": 4},
+                              total_steps=30, eval_every=30, eval_episodes=1), tmp_path / "run", progress=False)
+    assert history[-1]["updates"] == 30  # no random warm-up with demos: one update per env step
 
 
-class GoalRelative(gym.ObservationWrapper):
-    """ArmReach observed as the other arm tasks observe their goal (cube_to_ee, tip_to_hole): the vector to the
-    target (m) and the TCP velocity. From absolute positions alone an MLP must first learn to subtract two
-    inputs, which takes SAC several thousand more steps than this test can afford."""
-
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        box = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
-        self.observation_space = gym.spaces.Dict({"state/to_target": box, "state/ee_vel": box})
-
-    def observation(self, obs: dict) -> dict:
-        return {"state/to_target": obs["state/target_pos"] - obs["state/ee_pos"], "state/ee_vel": obs["state/ee_vel"]}
-
-
-def test_learns_arm_reach():
+def test_learns_arm_reach(tmp_path):
     """Fails if the learner is broken: SAC from scratch on the real twin, dense reward, 2.5k env steps at UTD 2
-    (reaches 100 % by 2k steps on seeds 0-3; random actions: ~0 %)."""
-    env = GoalRelative(gym.make("robotrl/ArmReach-v0", reward="dense"))
-    cfg = load_sac_config({"hidden": 128, "batch_size": 128, "utd": 2, "device": "cpu"})
-    history = train_sac(env, cfg, total_steps=2500, eval_every=2500, eval_episodes=10, warmup_steps=500, log=None)
-    assert history[-1][1] >= 0.8, history
+    (random actions: ~0 %)."""
+    cfg = RunConfig(env="robotrl/ArmReach-v0", env_kwargs={"reward": "dense"}, total_steps=2500, random_steps=500,
+                    eval_every=2500, eval_episodes=10, sac={"hidden": 128, "batch_size": 128, "utd": 2, "device": "cpu"})
+    history = train(cfg, tmp_path / "run", progress=False)
+    assert history[-1]["success"] >= 0.8, history
 
 
 @pytest.mark.parametrize("gripper", [False, True])

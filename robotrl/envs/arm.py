@@ -123,10 +123,13 @@ class ArmReach(ArmEnv):
         self.world.forward()
 
     def _state_dims(self) -> dict[str, int]:
-        return {**super()._state_dims(), "target_pos": 3}
+        return {**super()._state_dims(), "target_pos": 3, "to_target": 3}
 
     def _state_obs(self) -> dict[str, np.ndarray]:
-        return {**super()._state_obs(), "target_pos": self.target}
+        base = super()._state_obs()
+        # The goal relative to the TCP, as the other tasks give it (cube_to_ee): from absolute positions alone an
+        # MLP must first learn to subtract, which costs SAC thousands of steps.
+        return {**base, "target_pos": self.target, "to_target": self.target - base["ee_pos"]}
 
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
         dist = float(np.linalg.norm(self.state.ee_pos - self.target))

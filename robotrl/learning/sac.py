@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from robotrl.config import StrictModel, configs_dir, load_config
 from robotrl.learning.networks import Actor, Critic, ObsEncoder, Policy, as_obs_dict, dict_space
-from robotrl.learning.replay import Batch, Episode, MixedSampler, ReplayBuffer, to_torch
+from robotrl.learning.replay import Batch, to_torch
 
 
 class SACConfig(StrictModel):
@@ -34,7 +34,7 @@ class SACConfig(StrictModel):
     target_entropy: float | None = None  # None: -(number of continuous action dims)
     n_critics: int = Field(2, ge=1)
     critic_subset: int = Field(2, ge=1)  # target = min over a random subset of this many critics
-    utd: int = Field(1, ge=1)  # critic updates per update() call (= per env step in train_sac)
+    utd: int = Field(1, ge=1)  # critic updates per update() call (one call per env step in robotrl.runtime)
     hidden: int = Field(256, ge=1)
     depth: int = Field(2, ge=1)  # hidden layers in the actor, critic and gripper MLPs
     layer_norm: bool = True
@@ -251,30 +251,6 @@ def _split(batch: Batch, k: int) -> list[Batch]:
     return parts
 
 
-# -- a single-process training loop for the twin ---------------------------------------------------------
-
-
-def collect_episodes(env: gym.Env, policy: Callable, n: int, seed: int = 0) -> list[Episode]:
-    """``n`` episodes of ``policy`` (obs -> action; ``policy.reset()`` is called when it has one), e.g. demos
-    from :func:`robotrl.experts.make_expert`."""
-    episodes = []
-    for i in range(n):
-        obs, _ = env.reset(seed=seed + i)
-        if hasattr(policy, "reset"):
-            policy.reset()
-        observations, actions, rewards, terms, done = [as_obs_dict(obs)], [], [], [], False
-        while not done:
-            action = np.asarray(policy(obs), np.float32)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            observations.append(as_obs_dict(obs))
-            actions.append(action), rewards.append(reward), terms.append(terminated)
-            done = terminated or truncated
-        episodes.append({"obs": {k: np.stack([o[k] for o in observations]) for k in observations[0]},
-                         "action": np.stack(actions), "reward": np.asarray(rewards, np.float32),
-                         "terminated": np.asarray(terms)})
-    return episodes
-
-
 def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> tuple[float, float]:
     """(success rate, mean return) of the deterministic policy over ``episodes`` fixed-seed episodes."""
     wins, returns = [], []
@@ -287,61 +263,3 @@ def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int = 10_000) -
         wins.append(bool(info.get("success", info.get("is_success", False))))
         returns.append(ret)
     return float(np.mean(wins)), float(np.mean(returns))
-
-
-def train_sac(
-    env: str | gym.Env,
-    config: SACConfig | None = None,
-    demos: list[Episode] | None = None,
-    total_steps: int = 10_000,
-    eval_every: int = 1_000,
-    eval_episodes: int = 10,
-    warmup_steps: int = 1_000,
-    seed: int = 0,
-    env_kwargs: Mapping[str, Any] | None = None,
-    agent: SACAgent | None = None,
-    log: Callable[[str], None] | None = print,
-) -> list[tuple[int, float]]:
-    """Train SAC on one env in this process; returns [(env_steps, eval success rate)] every ``eval_every`` steps.
-
-    The first ``warmup_steps`` actions are uniform random (with demos, a small or zero warm-up is usual: the
-    demo buffer already seeds learning). After that, each env step: act -> step -> store -> one
-    ``agent.update`` on ``batch_size * utd`` transitions, sampled 50/50 from the demos and the online buffer
-    (RLPD). Evaluation runs on a second env made from the id, or on ``env`` itself (its training episode then
-    restarts). Pass your own ``agent`` to keep it after training.
-    """
-    make = (lambda: gym.make(env, **(env_kwargs or {}))) if isinstance(env, str) else None
-    train_env = make() if make else env
-    eval_env = make() if make else env
-    agent = agent or SACAgent(train_env.observation_space, train_env.action_space, config, seed)
-    cfg = agent.config
-    obs_space, act_dim = train_env.observation_space, agent.act_dim
-    online = ReplayBuffer(obs_space, act_dim, capacity=max(total_steps, 1))
-    offline = ReplayBuffer(obs_space, act_dim, capacity=max(sum(len(e["action"]) for e in demos or []), 1))
-    for episode in demos or []:
-        offline.add_episode(episode)
-    sampler = MixedSampler(offline, online, ratio=0.5)
-    rng = np.random.default_rng(seed)
-    train_env.action_space.seed(seed)
-
-    history: list[tuple[int, float]] = []
-    obs, _ = train_env.reset(seed=seed)
-    for step in range(1, total_steps + 1):
-        action = train_env.action_space.sample() if step <= warmup_steps else agent.act(obs)
-        next_obs, reward, terminated, truncated, _ = train_env.step(action)
-        online.add(obs, action, reward, next_obs, terminated)
-        obs = next_obs
-        if terminated or truncated:
-            obs, _ = train_env.reset()
-        if step > warmup_steps and len(sampler) >= cfg.batch_size:
-            agent.update(sampler.sample(cfg.batch_size * cfg.utd, rng))
-        if step % eval_every == 0:
-            success, ret = evaluate(agent, eval_env, eval_episodes)
-            history.append((step, success))
-            if log:
-                log(f"step {step}: success {success:.2f}, return {ret:.2f}, updates {agent.num_updates}")
-            if eval_env is train_env:
-                obs, _ = train_env.reset()
-    if make:
-        train_env.close(), eval_env.close()
-    return history

@@ -214,8 +214,10 @@ class RosEnv(gym.Env):
         state = {"ee_pos": s.ee_pos, "ee_vel": s.ee_vel, "gripper": np.array([s.gripper])}
         for o, buf in self._objects.items():
             state[f"{o}_pos"] = self._wait(lambda b=buf: b.nearest(t), f"/objects/{o}/pose")[1]
-        if "cube_pos" in state:
+        if "cube_pos" in state:  # the relative goal observations the twin tasks give (robotrl.envs.arm)
             state["cube_to_ee"] = s.ee_pos - state["cube_pos"]
+        if "target_pos" in state:
+            state["to_target"] = state["target_pos"] - s.ee_pos
         obs = {k: np.asarray(state[k.split("/", 1)[1]], np.float32) for k in self.observation_space if k.startswith("state/")}
         for c, buf in self._images.items():
             obs[f"images/{c}"] = self._wait(lambda b=buf: b.nearest(t), f"/{c}_camera/image")[1]

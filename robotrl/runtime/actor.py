@@ -22,7 +22,7 @@ class Actor:
         episode seed sequence and the random warm-up where they stopped."""
         self.env, self.agent, self.transport = env, agent, transport
         self.recorder = EpisodeRecorder(store)
-        self.task, self.robot = task, str(getattr(env.unwrapped.config, "robot", "arm"))
+        self.task, self.robot = task, str(getattr(getattr(env.unwrapped, "config", None), "robot", ""))
         self.random_steps, self.poll_every, self.seed = random_steps, poll_every, seed
         self.weights_version = -1
         self.env_steps, self.episodes = resume_at
@@ -61,14 +61,15 @@ class Actor:
         obs, reward, terminated, truncated, info = self.env.step(action)
         intervened = bool(info.get("intervention", False))
         executed = info.get("action", action)
-        self.recorder.step(executed, reward, obs, terminated, intervention=intervened, success=bool(info["success"]))
+        success = bool(info.get("success", info.get("is_success", False)))  # envs that report none: never
+        self.recorder.step(executed, reward, obs, terminated, intervention=intervened, success=success)
         self._obs, self._return = obs, self._return + float(reward)
         self._intervened |= intervened
         self.env_steps += 1
         if not (terminated or truncated):
             return None
         meta = EpisodeMeta(source="intervention" if self._intervened else "online", task=self.task, robot=self.robot,
-                           success=bool(info["success"]), ret=self._return, seed=self.seed + self.episodes)
+                           success=success, ret=self._return, seed=self.seed + self.episodes)
         index = self.recorder.finish(meta)
         summary = {"index": index, "rows": self.recorder.last_rows, "meta": meta,
                    "intervention_rate": info.get("intervention_rate", 0.0)}
@@ -77,9 +78,27 @@ class Actor:
         return summary
 
 
+class DictObservation(gym.ObservationWrapper):
+    """A Box-observation env (any gymnasium env) seen as ``{"state/obs": obs}``: the episode store, replay and
+    networks all speak observation dicts."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Dict({"state/obs": env.observation_space})
+
+    def observation(self, obs):
+        return {"state/obs": obs}
+
+
+def make_env(env_id: str, env_kwargs: dict) -> gym.Env:
+    """``gym.make`` for any registered env, Dict observations or not."""
+    env = gym.make(env_id, **env_kwargs)
+    return env if isinstance(env.observation_space, gym.spaces.Dict) else DictObservation(env)
+
+
 def make_actor_env(env_id: str, env_kwargs: dict, human: str, seed: int) -> gym.Env:
     """The training env, with the scripted human wrapped around it when ``human == "scripted"``."""
-    env = gym.make(env_id, **env_kwargs)
+    env = make_env(env_id, env_kwargs)
     if human == "none":
         return env
     from robotrl.experts import make_expert

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from robotrl.config import StrictModel, load_config
 from robotrl.data import EpisodeStore
 from robotrl.learning.sac import SACAgent, evaluate, load_sac_config
-from robotrl.runtime.actor import Actor, make_actor_env
+from robotrl.runtime.actor import Actor, make_actor_env, make_env
 from robotrl.runtime.learner import Learner, serve
 from robotrl.runtime.transport import FileWeights
 
@@ -80,7 +80,7 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
     transport = FileWeights(run / "weights") if processes else None
     actor = Actor(env, agent, store, cfg.env, transport, random_steps=random_steps, seed=cfg.seed,
                   resume_at=(learner.env_steps, store.n_episodes))
-    eval_env = gym.make(cfg.env, **cfg.env_kwargs)
+    eval_env = make_env(cfg.env, cfg.env_kwargs)
     from torch.utils.tensorboard import SummaryWriter
 
     tb = SummaryWriter(str(run / "tb"))
@@ -191,7 +191,7 @@ def load_agent(run: str | Path) -> tuple[SACAgent, RunConfig]:
     if not (run / "checkpoint.pt").exists():
         raise ValueError(f"{run}: no checkpoint.pt; train first with `robotrl train sac --out {run}`")
     cfg = load_run(run)
-    env = gym.make(cfg.env, **cfg.env_kwargs)
+    env = make_env(cfg.env, cfg.env_kwargs)
     agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
     Learner(agent, env.observation_space, capacity=1).load(run / "checkpoint.pt")
     env.close()
@@ -201,7 +201,7 @@ def load_agent(run: str | Path) -> tuple[SACAgent, RunConfig]:
 def evaluate_run(run: str | Path, episodes: int, seed: int = 20_000) -> tuple[float, float]:
     """Success rate and mean return of a run's checkpointed policy on fresh seeds."""
     agent, cfg = load_agent(run)
-    return evaluate(agent, gym.make(cfg.env, **cfg.env_kwargs), episodes, seed)
+    return evaluate(agent, make_env(cfg.env, cfg.env_kwargs), episodes, seed)
 
 
 if __name__ == "__main__":
