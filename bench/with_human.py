@@ -1,6 +1,7 @@
 """Learning with a human: ArmPickCube from 10 demos, with and without a scripted intervener (the expert plus
-noise takes over for 5 steps whenever the gripper is > 12 cm from a cube still on the table). Reports env
-steps to 90 % evaluation success, and draws success and intervention-rate curves.
+noise takes over for 5 steps when the gripper has not come closer to a cube still on the table for 5 steps:
+robotrl.interventions.CubeDrift). Reports env steps to 90 % evaluation success, and draws success and
+intervention-rate curves.
 
     python bench/with_human.py                  # writes bench/results/with_human.{json,png}
 """
