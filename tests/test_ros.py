@@ -368,3 +368,14 @@ def test_the_quadrotor_hovers_through_ros_and_the_mavlink_driver(ros):
     finally:
         quad.close()
         vehicle.close()
+
+
+def test_robotrl_launch_runs_the_pick_graph_to_the_end(tmp_path, monkeypatch):
+    """`robotrl launch sim_pick`: twin and actor as separate processes over DDS; the scripted expert picks the
+    cube through ROS in every episode, and the graph stops when the actor has done its episodes."""
+    from robotrl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["launch", "sim_pick", "--timeout", "240"]) == 0
+    store = EpisodeStore(tmp_path / "runs/ros_pick/episodes.zarr")
+    assert store.n_episodes == 3 and all(m.success for m in store.metas())
