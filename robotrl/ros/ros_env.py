@@ -59,9 +59,9 @@ class RosEnv(gym.Env):
         """``node``: the actor's node (spun by the caller's executor). ``twin``: the twin node's name, whose
         ``~/task`` judges success and ``~/reset`` starts episodes ("" on hardware: reward then comes from
         ``/task`` of a reward-classifier node, reset homes the arm). ``max_obs_age``: seconds an observation
-        topic may stay silent (default 1.5 control periods, so a hold comes within two). ``deadline``: seconds the policy may
-        take from one command to the next before the watchdog holds (default 2 control periods: one to observe, one to think). ``startup_timeout``: how long
-        the first reset waits for the twin or robot to come up."""
+        topic may stay silent (default 1.5 control periods, so a hold comes within two). ``deadline``: seconds
+        from one command to the next before the watchdog holds (default 2 control periods: one to observe, one
+        to think). ``startup_timeout``: how long the first reset waits for the twin or robot to come up."""
         spec_env = gym.make(task, **(task_kwargs or {}))
         self.spec_env, self.config = spec_env, spec_env.unwrapped.config
         if not hasattr(spec_env.unwrapped, "arm"):
@@ -113,7 +113,7 @@ class RosEnv(gym.Env):
             self._new.notify_all()
 
     def _arm_state_after(self, stamp_ns: int) -> ArmState:
-        """The first complete arm reading (joints, pose, twist of one stamp) newer than ``stamp_ns``."""
+        """The newest complete arm reading (joints, pose and twist of one stamp), once one is newer than ``stamp_ns``."""
         def ready():
             for t, joints in reversed(self._joints.items):
                 if t <= stamp_ns:
