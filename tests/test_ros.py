@@ -231,7 +231,7 @@ def _run_launch_file(path: Path, monkeypatch, graph: str | None) -> tuple[list[d
 HARDWARE_GRAPH = ROS_WS / "src/robotrl_bringup/config/hardware_pick.yaml"
 
 
-@pytest.mark.parametrize("launch_file, graph, default", [("sim", "sim_pick", "sim_pick"), ("sim", "sim_learn", "sim_pick"),
+@pytest.mark.parametrize("launch_file, graph, default", [("sim", "sim_pick", "sim_pick"), ("sim", "sim_learn", "sim_pick"), ("sim", "sim_hover", "sim_pick"),
                                                          ("hardware", None, str(HARDWARE_GRAPH))])
 def test_the_launch_files_start_the_graph_nodes_with_their_parameters(launch_file, graph, default, monkeypatch, tmp_path):
     made, default_graph = _run_launch_file(ROS_WS / f"src/robotrl_bringup/launch/{launch_file}.launch.py", monkeypatch, graph)
@@ -379,3 +379,34 @@ def test_robotrl_launch_runs_the_pick_graph_to_the_end(tmp_path, monkeypatch):
     assert main(["launch", "sim_pick", "--timeout", "240"]) == 0
     store = EpisodeStore(tmp_path / "runs/ros_pick/episodes.zarr")
     assert store.n_episodes == 3 and all(m.success for m in store.metas())
+
+
+def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_then_land(ros):
+    """QuadHover through RosEnv (CTBR at 50 Hz over /quad/ctbr): the scripted pilot succeeds. Then the
+    twin's physics stops (odometry silent): the actor commands hover at once and lands after land_after."""
+    from robotrl.sim import quad as quad_module
+
+    executor, thread = ros
+    twin = TwinNode("robotrl/QuadHover-v0", speed=1.0)
+    actor = rclpy.create_node("actor")
+    for n in [*twin.nodes, actor]:
+        executor.add_node(n)
+    thread.start()
+    twin.start()
+    try:
+        env = RosEnv(actor, "robotrl/QuadHover-v0", max_obs_age=0.3)  # tolerant of a loaded CI machine; the
+        env.link.land_after = 0.5                                     # hold's timing is tested on the arm above
+        expert = make_expert(env.spec_env)
+        obs, _ = env.reset()
+        expert.reset()
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(expert(obs))
+            done = terminated or truncated
+        assert info["success"], "the scripted pilot did not hover through ROS"
+        twin.stop()  # the robot's odometry goes silent
+        wait_for(lambda: any("silent" in r for _, r in env.holds), timeout=5)
+        wait_for(lambda: any("landing" in r for _, r in env.holds), timeout=5)
+        wait_for(lambda: twin.env.quad._mode == quad_module._LAND, timeout=5)  # the land service reached the quad
+    finally:
+        twin.stop()

@@ -114,5 +114,13 @@ def ctbr_msg(cmd: QuadCommand, stamp_ns: int) -> TwistStamped:
     return msg
 
 
+def velocity_msg(velocity: np.ndarray, stamp_ns: int, yaw_rate: float = 0.0) -> TwistStamped:
+    """A world-frame velocity set point (``~/cmd_vel``); zero is the quadrotor's hover."""
+    msg = TwistStamped(header=header(stamp_ns, "world"))
+    msg.twist.linear = Vector3(x=float(velocity[0]), y=float(velocity[1]), z=float(velocity[2]))
+    msg.twist.angular.z = float(yaw_rate)
+    return msg
+
+
 def ctbr_command(msg: TwistStamped) -> QuadCommand:
     return QuadCommand("ctbr", thrust=float(msg.twist.linear.z), body_rates=_xyz(msg.twist.angular))

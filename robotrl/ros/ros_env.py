@@ -19,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -26,10 +27,12 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
-from robotrl.interfaces import ArmCommand, ArmState
+from robotrl.geometry import quat_from_euler, quat_to_matrix
+from robotrl.interfaces import ArmCommand, ArmState, QuadCommand, QuadState
 from robotrl.ros import convert
 from robotrl.ros.devices import COMMAND_QOS
 from robotrl.ros.twin_node import OBJECTS
+from robotrl.safety import SafetyReport
 
 
 class ObservationLost(RuntimeError):
@@ -51,53 +54,156 @@ class _Stamped:
         return min(self.items, key=lambda it: abs(it[0] - stamp_ns), default=None)
 
 
+class ArmLink:
+    """The arm's topics: readings from ``<arm>/{joint_states, ee_pose, ee_twist}``, commands to
+    ``<arm>/{target_pose, gripper}``; hold = the target snaps to the newest measured TCP pose."""
+
+    def __init__(self, env: "RosEnv", prefix: str = "/arm"):
+        self.env, node = env, env.node
+        self.joints, self.ee, self.twist = _Stamped(), _Stamped(), _Stamped()
+        sub = node.create_subscription
+        sub(JointState, f"{prefix}/joint_states", lambda m: env._add(self.joints, m, m), qos_profile_sensor_data)
+        sub(PoseStamped, f"{prefix}/ee_pose", lambda m: env._add(self.ee, m, m), qos_profile_sensor_data)
+        sub(TwistStamped, f"{prefix}/ee_twist", lambda m: env._add(self.twist, m, m), qos_profile_sensor_data)
+        self._target = node.create_publisher(PoseStamped, f"{prefix}/target_pose", COMMAND_QOS)
+        self._gripper = node.create_publisher(Float64, f"{prefix}/gripper", COMMAND_QOS)
+        self.topics = {f"{prefix}/joint_states": self.joints}
+        self.home_service = f"{prefix}/home"
+        self.target_pos: np.ndarray | None = None
+
+    def reading_after(self, stamp_ns: int) -> ArmState | None:
+        """The newest complete reading (joints, pose and twist of one stamp) newer than ``stamp_ns``."""
+        for t, joints in reversed(self.joints.items):
+            if t <= stamp_ns:
+                break
+            ee, tw = self.ee.nearest(t), self.twist.nearest(t)
+            if ee and tw and ee[0] == t == tw[0]:
+                return convert.arm_state(joints, ee[1], tw[1])
+        return None
+
+    def state_obs(self, s: ArmState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        obs = {"ee_pos": s.ee_pos, "ee_vel": s.ee_vel, "gripper": np.array([s.gripper])}
+        obs.update({f"{o}_pos": pos for o, pos in objects.items()})
+        if "cube" in objects:  # the relative goal observations the twin tasks give (robotrl.envs.arm)
+            obs["cube_to_ee"] = s.ee_pos - objects["cube"]
+        if "target" in objects:
+            obs["to_target"] = objects["target"] - s.ee_pos
+        return obs
+
+    def begin(self, s: ArmState) -> None:
+        self.target_pos = s.ee_pos
+
+    def command(self, action: np.ndarray, s: ArmState) -> SafetyReport:
+        cfg = self.env.config
+        cmd = ArmCommand("ee_target", ee_pos=s.ee_pos + action[:3].astype(float) * cfg.action_scale,
+                         gripper=float((action[3] + 1) / 2) if len(action) > 3 else None)
+        safe, report = self.env.safety.filter(cmd, s, self.target_pos, self.env.control_dt)
+        self.target_pos = safe.ee_pos
+        self._target.publish(convert.pose_stamped(safe.ee_pos, s.ee_quat if safe.ee_quat is None else safe.ee_quat, s.stamp_ns, "base"))
+        if safe.gripper is not None:
+            self._gripper.publish(Float64(data=float(safe.gripper)))
+        return report
+
+    def hold(self) -> None:
+        if self.ee.items:
+            self._target.publish(self.ee.items[-1][1])
+
+
+class QuadLink:
+    """The quadrotor's topics: readings from ``<quad>/odom``, CTBR commands to ``<quad>/ctbr``; hold = hover
+    (zero velocity on ``<quad>/cmd_vel``), then land through ``<quad>/land`` if the hold lasts ``land_after`` s."""
+
+    def __init__(self, env: "RosEnv", prefix: str = "/quad", land_after: float = 2.0):
+        self.env, node = env, env.node
+        self.odom = _Stamped()
+        node.create_subscription(Odometry, f"{prefix}/odom", lambda m: env._add(self.odom, m, m), qos_profile_sensor_data)
+        self._ctbr = node.create_publisher(TwistStamped, f"{prefix}/ctbr", COMMAND_QOS)
+        self._velocity = node.create_publisher(TwistStamped, f"{prefix}/cmd_vel", COMMAND_QOS)
+        self._pose = node.create_publisher(PoseStamped, f"{prefix}/cmd_pose", COMMAND_QOS)
+        self._land = node.create_client(Trigger, f"{prefix}/land")
+        self.topics = {f"{prefix}/odom": self.odom}
+        self.home_service = f"{prefix}/stop"
+        self.land_after, self._held_since = land_after, None
+        spec = env.spec_env.unwrapped
+        self.max_thrust, self.max_body_rate, self.goal = spec.quad.max_thrust, spec.config.max_body_rate, spec._goal
+
+    def reading_after(self, stamp_ns: int) -> QuadState | None:
+        t, msg = self.odom.items[-1] if self.odom.items else (stamp_ns, None)
+        return convert.quad_state(msg) if t > stamp_ns else None
+
+    def state_obs(self, s: QuadState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"pos": s.pos, "rotation": quat_to_matrix(s.quat).ravel(), "vel": s.vel, "body_rates": s.body_rates,
+                "to_goal": self.goal() - s.pos}
+
+    def begin(self, s: QuadState) -> None:
+        self._held_since = None
+
+    def command(self, action: np.ndarray, s: QuadState) -> SafetyReport:
+        a = action.astype(float)
+        cmd = QuadCommand("ctbr", thrust=(a[0] + 1) / 2 * self.max_thrust, body_rates=a[1:] * self.max_body_rate)
+        safe, report = self.env.safety.filter(cmd, s)
+        if safe.mode == "ctbr":
+            self._ctbr.publish(convert.ctbr_msg(safe, s.stamp_ns))
+        elif safe.mode == "position":  # the filter's backup: hold the nearest safe point
+            self._pose.publish(convert.pose_stamped(safe.position, quat_from_euler(0, 0, safe.yaw), s.stamp_ns, "world"))
+        else:
+            self._velocity.publish(convert.velocity_msg(safe.velocity, s.stamp_ns, safe.yaw_rate))
+        self._held_since = None
+        return report
+
+    def hold(self) -> None:
+        self._velocity.publish(convert.velocity_msg(np.zeros(3), 0))
+        self._held_since = self._held_since or time.monotonic()
+
+    def watch(self) -> None:
+        """Called by the watchdog while held: land once the hold has lasted ``land_after``."""
+        if self._held_since is not None and time.monotonic() - self._held_since > self.land_after:
+            self._held_since = np.inf  # land once
+            self.env.hold_log(f"hold lasted {self.land_after} s: landing")
+            self._land.call_async(Trigger.Request())
+
+
 class RosEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, node: Node, task: str, task_kwargs: dict | None = None, twin: str = "/twin", arm: str = "/arm",
+    def __init__(self, node: Node, task: str, task_kwargs: dict | None = None, twin: str = "/twin", device: str | None = None,
                  max_obs_age: float | None = None, deadline: float | None = None, timeout: float = 5.0, startup_timeout: float = 60.0):
         """``node``: the actor's node (spun by the caller's executor). ``twin``: the twin node's name, whose
         ``~/task`` judges success and ``~/reset`` starts episodes ("" on hardware: reward then comes from
-        ``/task`` of a reward-classifier node, reset homes the arm). ``max_obs_age``: seconds an observation
-        topic may stay silent (default 1.5 control periods, so a hold comes within two). ``deadline``: seconds
-        from one command to the next before the watchdog holds (default 2 control periods: one to observe, one
-        to think). ``startup_timeout``: how long the first reset waits for the twin or robot to come up."""
-        spec_env = gym.make(task, **(task_kwargs or {}))
-        self.spec_env, self.config = spec_env, spec_env.unwrapped.config
-        if not hasattr(spec_env.unwrapped, "arm"):
-            raise ValueError(f"RosEnv drives arm tasks so far; {task} is not one")
-        self.observation_space, self.action_space = spec_env.observation_space, spec_env.action_space
-        self.safety = spec_env.unwrapped.safety
-        self.node, self.task, self.timeout = node, task, timeout
-        self.startup_timeout = startup_timeout
+        ``/task`` of a reward-classifier node, and reset calls the device's home (arm) or stop (quad) service).
+        ``device``: the device node's namespace (default /arm or /quad). ``max_obs_age``: seconds an
+        observation topic may stay silent (default 1.5 control periods, so a hold comes within two; at least
+        0.1 s). ``deadline``: seconds from one command to the next before the watchdog holds (default 2 control
+        periods, one to observe and one to think; at least 0.1 s). ``startup_timeout``: how long the first reset waits for the robot."""
+        self.spec_env = gym.make(task, **(task_kwargs or {}))
+        spec = self.spec_env.unwrapped
+        self.config, self.safety = spec.config, spec.safety
+        self.observation_space, self.action_space = self.spec_env.observation_space, self.spec_env.action_space
+        self.node, self.task, self.timeout, self.startup_timeout = node, task, timeout, startup_timeout
         self.control_dt = 1.0 / self.config.control_hz
-        self.deadline = deadline if deadline is not None else 2 * self.control_dt
-        self.max_obs_age = max_obs_age if max_obs_age else 1.5 * self.control_dt
+        # Floors of 0.1 s: at 50 Hz, 1.5 periods (30 ms) is below an ordinary Linux scheduling hiccup.
+        self.deadline = deadline if deadline is not None else max(2 * self.control_dt, 0.1)
+        self.max_obs_age = max_obs_age if max_obs_age else max(1.5 * self.control_dt, 0.1)
         self.max_episode_steps = int(round(self.config.episode_seconds * self.config.control_hz))
         self._new = threading.Condition()
-        self._joints, self._ee, self._twist = _Stamped(), _Stamped(), _Stamped()
+        self.link = ArmLink(self, device or "/arm") if hasattr(spec, "arm") else QuadLink(self, device or "/quad")
         self._objects = {o: _Stamped() for o in OBJECTS.get(task, [])}
         self._images = {c: _Stamped(8) for c in self.config.cameras}
         self._judge = _Stamped()
         sub = node.create_subscription
-        sub(JointState, f"{arm}/joint_states", lambda m: self._add(self._joints, m, m), qos_profile_sensor_data)
-        sub(PoseStamped, f"{arm}/ee_pose", lambda m: self._add(self._ee, m, m), qos_profile_sensor_data)
-        sub(TwistStamped, f"{arm}/ee_twist", lambda m: self._add(self._twist, m, m), qos_profile_sensor_data)
         for o, buf in self._objects.items():
             sub(PoseStamped, f"/objects/{o}/pose", lambda m, b=buf: self._add(b, m, convert.pose_arrays(m)[0]), qos_profile_sensor_data)
         for c, buf in self._images.items():
             sub(Image, f"/{c}_camera/image", lambda m, b=buf: self._add(b, m, convert.image_array(m)), qos_profile_sensor_data)
         sub(Float64MultiArray, f"{twin}/task" if twin else "/task", self._on_judge, 10)
-        self._target = node.create_publisher(PoseStamped, f"{arm}/target_pose", COMMAND_QOS)
-        self._gripper = node.create_publisher(Float64, f"{arm}/gripper", COMMAND_QOS)
-        self._reset = node.create_client(Trigger, f"{twin}/reset" if twin else f"{arm}/home")
-        self.topics = {f"{arm}/joint_states": self._joints, **{f"/objects/{o}/pose": b for o, b in self._objects.items()},
+        self._reset = node.create_client(Trigger, f"{twin}/reset" if twin else self.link.home_service)
+        self.topics = {**self.link.topics, **{f"/objects/{o}/pose": b for o, b in self._objects.items()},
                        **{f"/{c}_camera/image": b for c, b in self._images.items()}}
         self.holds: list[tuple[float, str]] = []  # (steady time, reason) of every hold the watchdog commanded
         self.silent: str | None = None  # why observations are stale, while they are
         self._last_command = time.monotonic()
         self._stepping = False
-        self.state: ArmState | None = None
+        self.state: ArmState | QuadState | None = None
         node.create_timer(min(0.02, self.control_dt / 5), self._watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # -- topic plumbing --------------------------------------------------------------------------------------
@@ -112,18 +218,8 @@ class RosEnv(gym.Env):
             self._judge.add(int(stamp), (float(reward), bool(success), bool(failed)))
             self._new.notify_all()
 
-    def _arm_state_after(self, stamp_ns: int) -> ArmState:
-        """The newest complete arm reading (joints, pose and twist of one stamp), once one is newer than ``stamp_ns``."""
-        def ready():
-            for t, joints in reversed(self._joints.items):
-                if t <= stamp_ns:
-                    break
-                ee, tw = self._ee.nearest(t), self._twist.nearest(t)
-                if ee and tw and ee[0] == t == tw[0]:
-                    return convert.arm_state(joints, ee[1], tw[1])
-            return None
-
-        return self._wait(ready, f"arm reading (joint_states, ee_pose, ee_twist) newer than {stamp_ns} ns")
+    def _reading_after(self, stamp_ns: int):
+        return self._wait(lambda: self.link.reading_after(stamp_ns), f"device reading newer than {stamp_ns} ns")
 
     def _wait(self, ready, what: str):
         end = time.monotonic() + self.timeout
@@ -149,28 +245,32 @@ class RosEnv(gym.Env):
         if self._stepping and now - self._last_command > self.deadline:
             self._stepping = False  # one hold per miss; the next step() resumes
             self.hold(f"policy missed its deadline ({self.deadline:.3f} s since the last command)")
+        if isinstance(self.link, QuadLink):
+            self.link.watch()
 
     def hold(self, reason: str) -> None:
-        """Stop where the arm is: the target snaps to the newest measured TCP pose."""
-        self.holds.append((time.monotonic(), reason))
-        self.node.get_logger().warning(f"hold: {reason}")
-        if self._ee.items:
-            self._target.publish(self._ee.items[-1][1])
+        """The device's safe command (arm: stop where it is; quad: hover, then land), logged with ``reason``."""
+        self.hold_log(reason)
+        self.link.hold()
         with self._new:
             self._new.notify_all()
+
+    def hold_log(self, reason: str) -> None:
+        self.holds.append((time.monotonic(), reason))
+        self.node.get_logger().warning(f"hold: {reason}")
 
     # -- gymnasium API ---------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if not self._reset.wait_for_service(timeout_sec=self.startup_timeout):
             raise ObservationLost(f"service {self._reset.srv_name} not available after {self.startup_timeout} s: "
-                                  "start the twin (or the arm node) first")
+                                  "start the twin (or the device node) first")
         self._stepping = False
         result = self._call(self._reset)
         stamp = int(result.message.split("stamp_ns=")[1].split()[0]) if "stamp_ns=" in result.message else 0
-        self.state = self._arm_state_after(stamp - 1)
+        self.state = self._reading_after(stamp - 1)
+        self.link.begin(self.state)
         self._steps = 0
-        self.target_pos = self.state.ee_pos
         return self._observe(), {"success": False, "cost": 0.0, "violations": ()}
 
     def _call(self, client):
@@ -189,15 +289,9 @@ class RosEnv(gym.Env):
         if self.silent:
             raise ObservationLost(self.silent)
         s = self.state
-        cmd = ArmCommand("ee_target", ee_pos=s.ee_pos + action[:3].astype(float) * self.config.action_scale,
-                         gripper=float((action[3] + 1) / 2) if len(action) > 3 else None)
-        safe, report = self.safety.filter(cmd, s, self.target_pos, self.control_dt)
-        self.target_pos = safe.ee_pos
-        self._target.publish(convert.pose_stamped(safe.ee_pos, s.ee_quat if safe.ee_quat is None else safe.ee_quat, s.stamp_ns, "base"))
-        if safe.gripper is not None:
-            self._gripper.publish(Float64(data=float(safe.gripper)))
+        report = self.link.command(action, s)
         self._last_command, self._stepping = time.monotonic(), True
-        self.state = self._arm_state_after(s.stamp_ns + int(self.control_dt * 1e9) - 1)
+        self.state = self._reading_after(s.stamp_ns + int(self.control_dt * 1e9) - 1)
         self._steps += 1
         t = self.state.stamp_ns
         dense, success, failed = self._wait(lambda: self._judge.nearest(t) if self._judge.items and self._judge.items[-1][0] >= t else None,
@@ -210,14 +304,9 @@ class RosEnv(gym.Env):
         return self._observe(), float(reward), bool(terminated), bool(truncated), info
 
     def _observe(self) -> dict[str, np.ndarray]:
-        s, t = self.state, self.state.stamp_ns
-        state = {"ee_pos": s.ee_pos, "ee_vel": s.ee_vel, "gripper": np.array([s.gripper])}
-        for o, buf in self._objects.items():
-            state[f"{o}_pos"] = self._wait(lambda b=buf: b.nearest(t), f"/objects/{o}/pose")[1]
-        if "cube_pos" in state:  # the relative goal observations the twin tasks give (robotrl.envs.arm)
-            state["cube_to_ee"] = s.ee_pos - state["cube_pos"]
-        if "target_pos" in state:
-            state["to_target"] = state["target_pos"] - s.ee_pos
+        t = self.state.stamp_ns
+        objects = {o: self._wait(lambda b=buf: b.nearest(t), f"/objects/{o}/pose")[1] for o, buf in self._objects.items()}
+        state = self.link.state_obs(self.state, objects)
         obs = {k: np.asarray(state[k.split("/", 1)[1]], np.float32) for k in self.observation_space if k.startswith("state/")}
         for c, buf in self._images.items():
             obs[f"images/{c}"] = self._wait(lambda b=buf: b.nearest(t), f"/{c}_camera/image")[1]
