@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import robotrl  # noqa: F401  (registers the envs)
 from robotrl.config import ConfigError
@@ -273,3 +274,22 @@ def test_td_target_bootstraps_from_min_of_target_critics(gripper):
         torch.testing.assert_close(target_g, batch["reward"] + 0.97 * (1 - batch["done"]) * 5.0)
     else:
         assert target_g is None
+
+
+def test_bf16_updates_follow_the_fp32_ones():
+    """precision: bf16 (autocast matmuls) takes the same step as fp32 up to rounding: from one initialization and
+    one batch, the critic and actor parameter changes point the same way, and every statistic is finite."""
+    env = gym.make("robotrl/ArmPickCube-v0")
+    buffer = ReplayBuffer(env.observation_space, 4, 300)
+    fill(buffer, env, 300)
+    batch = buffer.sample(256, np.random.default_rng(0))
+    deltas = {}
+    for precision in ("fp32", "bf16"):
+        agent = SACAgent(env.observation_space, env.action_space, load_sac_config({"precision": precision, "device": "cpu",
+                                                                                  "discrete_gripper": True}), seed=0)
+        before = [p.detach().clone() for p in (*agent.critic_params, *agent.actor_params)]
+        stats = agent.update(batch)
+        assert all(np.isfinite(v) for v in stats.values())
+        deltas[precision] = torch.cat([(p.detach() - b).flatten() for p, b in zip((*agent.critic_params, *agent.actor_params), before)])
+    cosine = F.cosine_similarity(deltas["fp32"], deltas["bf16"], dim=0)
+    assert cosine > 0.9, f"bf16 step differs from fp32: cosine {cosine:.3f}"

@@ -144,7 +144,7 @@ class Actor(nn.Module):
     def forward(self, feat: torch.Tensor, deterministic: bool = False,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(action in [-1, 1], log-probability of it), both batched."""
-        mean, log_std = self.head(self.trunk(feat)).chunk(2, dim=-1)
+        mean, log_std = self.head(self.trunk(feat)).float().chunk(2, dim=-1)  # the distribution in fp32 (bf16 runs)
         if deterministic:
             return torch.tanh(mean), torch.zeros(mean.shape[0], device=mean.device)
         log_std = (torch.tanh(log_std) + 1.0) * (0.5 * (LOG_STD_MAX - LOG_STD_MIN)) + LOG_STD_MIN

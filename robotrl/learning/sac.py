@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -48,6 +48,9 @@ class SACConfig(StrictModel):
     discrete_gripper: bool = False  # last action dim from a DQN-style critic over gripper_values
     gripper_values: list[float] = Field(default_factory=lambda: [-1.0, 1.0], min_length=2)
     gripper_epsilon: float = Field(0.1, ge=0, le=1)  # epsilon-greedy gripper exploration in act()
+    # bf16: matmuls under autocast in bfloat16 (CPUs with AVX512-BF16 or AMX, CUDA Ampere and newer), ~1.8x the
+    # matmul speed; weights, optimizer state, losses and the policy's distribution stay float32.
+    precision: Literal["fp32", "bf16"] = "fp32"
     device: str = "auto"  # "auto": cuda when available, else cpu
     num_threads: int = Field(0, ge=0)  # torch CPU threads (process-wide); 0 leaves torch's default
 
@@ -110,6 +113,7 @@ class SACAgent:
         self._encoder_has_params = any(True for _ in encoder.parameters())
 
         self.generator = torch.Generator(self.device).manual_seed(seed)  # all sampling noise: resumable
+        self._bf16 = cfg.precision == "bf16"
         self.num_updates = 0  # update() calls = actor updates
         self.num_critic_updates = 0
 
@@ -154,7 +158,7 @@ class SACAgent:
         next_feat = self.critic.encoder(next_obs)  # the policy reads the online encoder, as when acting
         next_action, next_logp = self.actor(next_feat, generator=g)
         target_feat = self.target.encoder(next_obs) if self._encoder_has_params else next_feat
-        next_q = self.target.q(target_feat, next_action)  # (N, B)
+        next_q = self.target.q(target_feat, next_action).float()  # (N, B)
         if cfg.critic_subset < cfg.n_critics:  # RLPD/REDQ: min over a random subset curbs overestimation
             next_q = next_q[torch.randperm(cfg.n_critics, device=self.device, generator=g)[: cfg.critic_subset]]
         next_v = next_q.min(0).values
@@ -164,7 +168,7 @@ class SACAgent:
         target_q = b["reward"] + bootstrap * next_v
         if self.target.gripper is None:
             return target_q, None
-        return target_q, b["reward"] + bootstrap * self.target.gripper(target_feat).max(-1).values  # DQN target
+        return target_q, b["reward"] + bootstrap * self.target.gripper(target_feat).float().max(-1).values  # DQN target
 
     def _critic_step(self, b: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         cfg, enc = self.config, self.critic.encoder
@@ -172,16 +176,17 @@ class SACAgent:
         if cfg.augment_pad:  # DrQ: independent random shifts for s and s'
             obs = enc.augment(obs, cfg.augment_pad, self.generator)
             next_obs = enc.augment(next_obs, cfg.augment_pad, self.generator)
-        target_q, target_g = self.td_targets(b, next_obs, alpha)
-
-        feat = enc(obs)
-        q = self.critic.q(feat, b["action"][:, : self.cont_dim])
+        with self._autocast():
+            target_q, target_g = self.td_targets(b, next_obs, alpha)
+            feat = enc(obs)
+            q = self.critic.q(feat, b["action"][:, : self.cont_dim]).float()
+            q_gripper = self.critic.gripper(feat).float() if target_g is not None else None
         loss = _mean((q - target_q).square(), mask).sum()  # each critic's own MSE, summed
         gripper_loss = torch.zeros((), device=self.device)
         if target_g is not None:
             # DQN on the gripper command: the stored action's nearest gripper value is the discrete action.
             index = (b["action"][:, -1:] - self.policy.gripper_values).abs().argmin(-1)
-            q_g = self.critic.gripper(feat).gather(1, index[:, None]).squeeze(1)
+            q_g = q_gripper.gather(1, index[:, None]).squeeze(1)
             gripper_loss = _mean((q_g - target_g).square(), mask)
             loss = loss + gripper_loss
 
@@ -193,9 +198,13 @@ class SACAgent:
         self.num_critic_updates += 1
         return feat.detach(), [loss.detach(), q.detach().mean(), gripper_loss.detach()]
 
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16)
+
     def _actor_step(self, feat: torch.Tensor, mask: torch.Tensor | None, alpha: torch.Tensor) -> list[torch.Tensor]:
-        action, logp = self.actor(feat, generator=self.generator)
-        q = self.critic.q(feat, action).mean(0)  # mean over the ensemble, as RLPD and HIL-SERL
+        with self._autocast():
+            action, logp = self.actor(feat, generator=self.generator)
+            q = self.critic.q(feat, action).float().mean(0)  # mean over the ensemble, as RLPD and HIL-SERL
         actor_loss = _mean(alpha * logp - q, mask)
         # Gradients for the actor only: the critic's weight gradients would be computed and thrown away.
         grads = torch.autograd.grad(actor_loss, self.actor_params)
