@@ -24,11 +24,10 @@ from std_msgs.msg import Float64, Float64MultiArray, Int64  # noqa: E402
 from robotrl.data import EpisodeStore  # noqa: E402
 from robotrl.experts import make_expert  # noqa: E402
 from robotrl.ros import convert  # noqa: E402
-from robotrl.ros.devices import COMMAND_QOS, CameraNode  # noqa: E402
+from robotrl.ros.devices import COMMAND_QOS  # noqa: E402
 from robotrl.ros.graph import NodeSpec, load_graph, node_command, params_yaml  # noqa: E402
 from robotrl.ros.ros_env import ObservationLost, RosEnv  # noqa: E402
 from robotrl.ros.twin_node import TwinNode  # noqa: E402
-from robotrl.sim.camera import TwinCamera  # noqa: E402
 
 PICK = "robotrl/ArmPickCube-v0"
 ROS_WS = Path(__file__).resolve().parents[1] / "ros_ws"
@@ -54,6 +53,21 @@ def twin(ros):
     node.start()
     yield node
     node.stop()
+
+
+@pytest.fixture
+def start_twin(tmp_path):
+    """The twin as its own process, as in every graph: the tests' actor then shares no interpreter (GIL, garbage
+    collector) with the physics loop, so its watchdog sees real topic timing."""
+    procs = []
+
+    def start(task: str, **params) -> subprocess.Popen:
+        proc = _start("twin", NodeSpec(kind="twin", parameters={"task": task, **params}), tmp_path)
+        procs.append(proc)
+        return proc
+
+    yield start
+    _stop(procs)
 
 
 def wait_for(cond, timeout=10.0):
@@ -90,48 +104,43 @@ def test_bad_commands_are_rejected_with_a_reason_and_the_arm_keeps_its_target(tw
     wait_for(lambda: abs(twin.env.arm.target_pose()[0][2] - before[2] - 0.02) < 1e-9)
 
 
-def test_expert_picks_through_ros_and_a_silent_camera_makes_the_actor_hold(ros):
-    """Twin without cameras + a separate camera node (a camera driver process, as on a robot); the actor sees
-    images/front through ROS. The expert succeeds; then the camera node dies and the actor commands hold."""
+def test_expert_picks_through_ros_and_a_silent_camera_makes_the_actor_hold(ros, start_twin):
+    """The actor sees images/front through ROS and the expert picks the cube; then the twin's camera drops out
+    (its ~/cameras fault switch) and the actor commands hold within two control periods."""
+    from std_srvs.srv import SetBool
+
+    start_twin(PICK, task_kwargs='{"cameras": ["front"], "image_size": 48}', camera_hz=20.0)
     executor, thread = ros
-    twin = TwinNode(PICK, speed=1.0)
-    camera = CameraNode(TwinCamera(twin.env.world, "front", 48, 48), rate_hz=20, lock=twin.lock)
     actor = rclpy.create_node("actor")
-    for n in [*twin.nodes, camera, actor]:
-        executor.add_node(n)
+    executor.add_node(actor)
     thread.start()
-    twin.start()
-    try:
-        # 5 Hz control: "hold within two periods" then leaves room for a loaded CI machine's scheduling.
-        env = RosEnv(actor, PICK, {"cameras": ["front"], "image_size": 48, "control_hz": 5})
-        expert = make_expert(env.spec_env)
-        obs, _ = env.reset()
-        expert.reset()
-        assert obs["images/front"].shape == (48, 48, 3) and obs["images/front"].std() > 0
-        done = False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(expert(obs))
-            done = terminated or truncated
-        assert info["success"] and reward == 1.0 and terminated
-        obs, _ = env.reset()
-        expert.reset()
-        for _ in range(3):
-            obs, *_ = env.step(expert(obs))
-        executor.remove_node(camera)
-        camera.destroy_node()
-        last_frame = env._images["front"].received
-        wait_for(lambda: env.silent is not None, timeout=5)
-        when = next(t for t, reason in env.holds if "/front_camera/image" in reason)
-        assert when - last_frame <= 2 * env.control_dt, f"hold came {when - last_frame:.3f} s after the last frame"
-        with pytest.raises(ObservationLost, match="/front_camera/image"):
-            env.step(expert(obs))
-        time.sleep(0.3)
-        with twin.lock:  # the hold target is where the arm is: it stops
-            target, _ = twin.env.arm.target_pose()
-            tcp = twin.env.arm.state().ee_pos
-        assert np.linalg.norm(target - tcp) < 0.01
-    finally:
-        twin.stop()
+    # 2 Hz control: the hold is due 1.5 periods after the last frame, and "within two periods" then leaves
+    # 250 ms for a loaded CI machine's scheduling of the watchdog timer.
+    env = RosEnv(actor, PICK, {"cameras": ["front"], "image_size": 48, "control_hz": 2})
+    expert = make_expert(env.spec_env)
+    obs, _ = env.reset()
+    expert.reset()
+    assert obs["images/front"].shape == (48, 48, 3) and obs["images/front"].std() > 0
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(expert(obs))
+        done = terminated or truncated
+    assert info["success"] and reward == 1.0 and terminated
+    obs, _ = env.reset()
+    expert.reset()
+    for _ in range(3):
+        obs, *_ = env.step(expert(obs))
+    dropout = actor.create_client(SetBool, "/twin/cameras")
+    assert dropout.wait_for_service(timeout_sec=10)
+    dropout.call_async(SetBool.Request(data=False))
+    wait_for(lambda: env.silent is not None, timeout=5)
+    last_frame = env._images["front"].received
+    when = next(t for t, reason in env.holds if "/front_camera/image" in reason)
+    assert when - last_frame <= 2 * env.control_dt, f"hold came {when - last_frame:.3f} s after the last frame"
+    with pytest.raises(ObservationLost, match="/front_camera/image"):
+        env.step(expert(obs))
+    time.sleep(0.5)  # the hold target is where the arm was: it stops
+    assert np.linalg.norm(convert._xyz(env.link.twist.items[-1][1].twist.linear)) < 0.02
 
 
 def _start(name: str, spec: NodeSpec, tmp: Path) -> subprocess.Popen:
@@ -289,17 +298,19 @@ def test_the_quadrotor_hovers_through_ros(ros):
         twin.stop()
 
 
-def test_a_human_on_the_teleop_topics_takes_over_and_the_steps_are_flagged(twin, ros):
+def test_a_human_on_the_teleop_topics_takes_over_and_the_steps_are_flagged(ros, start_twin):
     from geometry_msgs.msg import Twist, Vector3
     from std_msgs.msg import Bool
 
     from robotrl.interventions import InterventionWrapper
     from robotrl.ros.teleop import RosTeleop
 
-    executor, _ = ros
+    start_twin(PICK)
+    executor, thread = ros
     actor, human = rclpy.create_node("actor"), rclpy.create_node("human")
     for n in (actor, human):
         executor.add_node(n)
+    thread.start()
     env = InterventionWrapper(RosEnv(actor, PICK), RosTeleop(actor, 4))
     active = human.create_publisher(Bool, "/teleop/active", COMMAND_QOS)
     twist = human.create_publisher(Twist, "/teleop/twist", COMMAND_QOS)
@@ -381,32 +392,29 @@ def test_robotrl_launch_runs_the_pick_graph_to_the_end(tmp_path, monkeypatch):
     assert store.n_episodes == 3 and all(m.success for m in store.metas())
 
 
-def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_then_land(ros):
-    """QuadHover through RosEnv (CTBR at 50 Hz over /quad/ctbr): the scripted pilot succeeds. Then the
-    twin's physics stops (odometry silent): the actor commands hover at once and lands after land_after."""
-    from robotrl.sim import quad as quad_module
-
+def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_then_land(ros, start_twin):
+    """QuadHover through RosEnv (CTBR at 50 Hz over /quad/ctbr): the scripted pilot succeeds. Then the twin's
+    process freezes (SIGSTOP: odometry silent): the actor commands hover at once and, as the hold lasts, land;
+    when the process runs again it executes them and the quadrotor comes down."""
+    twin = start_twin("robotrl/QuadHover-v0")
     executor, thread = ros
-    twin = TwinNode("robotrl/QuadHover-v0", speed=1.0)
     actor = rclpy.create_node("actor")
-    for n in [*twin.nodes, actor]:
-        executor.add_node(n)
+    executor.add_node(actor)
     thread.start()
-    twin.start()
+    env = RosEnv(actor, "robotrl/QuadHover-v0", max_obs_age=0.3)  # tolerant of a loaded CI machine; the
+    env.link.land_after = 0.5                                     # hold's timing is tested on the arm above
+    expert = make_expert(env.spec_env)
+    obs, _ = env.reset()
+    expert.reset()
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(expert(obs))
+        done = terminated or truncated
+    assert info["success"], "the scripted pilot did not hover through ROS"
+    twin.send_signal(signal.SIGSTOP)
     try:
-        env = RosEnv(actor, "robotrl/QuadHover-v0", max_obs_age=0.3)  # tolerant of a loaded CI machine; the
-        env.link.land_after = 0.5                                     # hold's timing is tested on the arm above
-        expert = make_expert(env.spec_env)
-        obs, _ = env.reset()
-        expert.reset()
-        done = False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(expert(obs))
-            done = terminated or truncated
-        assert info["success"], "the scripted pilot did not hover through ROS"
-        twin.stop()  # the robot's odometry goes silent
-        wait_for(lambda: any("silent" in r for _, r in env.holds), timeout=5)
+        wait_for(lambda: any("/quad/odom silent" in r for _, r in env.holds), timeout=5)
         wait_for(lambda: any("landing" in r for _, r in env.holds), timeout=5)
-        wait_for(lambda: twin.env.quad._mode == quad_module._LAND, timeout=5)  # the land service reached the quad
     finally:
-        twin.stop()
+        twin.send_signal(signal.SIGCONT)
+    wait_for(lambda: env.link.odom.items and env.link.odom.items[-1][1].pose.pose.position.z < 0.1, timeout=20)

@@ -58,13 +58,25 @@ class DeviceNode(Node):
 
     def _trigger(self, name: str, action: Callable[[], None]) -> None:
         def serve(_request, response):
-            with self.lock:
-                action()
-            response.success, response.message = True, f"{self.get_name()}: {name} done"
-            self.get_logger().info(response.message)
+            try:
+                with self.lock:
+                    action()
+                response.success, response.message = True, f"{self.get_name()}: {name} done"
+                self.get_logger().info(response.message)
+            except Exception as exc:  # e.g. arming denied: the caller gets the reason
+                response.success, response.message = False, f"{self.get_name()}: {name} failed: {exc}"
+                self.get_logger().error(response.message)
             return response
 
         self.create_service(Trigger, f"~/{name}", serve)
+
+    def _apply(self, topic: str, command: Callable[[], None]) -> None:
+        """Run a device command; a device that refuses (link down, bad state) is logged, the node keeps serving."""
+        try:
+            with self.lock:
+                command()
+        except Exception as exc:
+            self._reject(topic, f"the device refused: {exc}")
 
     def _reject(self, topic: str, reason: str) -> None:
         message = f"rejected {self.resolve_topic_name(topic)}: {reason}"
@@ -110,8 +122,7 @@ class ArmNode(DeviceNode):
         if self.workspace is not None and not (np.all(pos >= self.workspace[0]) and np.all(pos <= self.workspace[1])):
             return self._reject("~/target_pose", f"position {np.round(pos, 3).tolist()} outside the workspace box "
                                 f"{np.round(self.workspace[0], 3).tolist()}..{np.round(self.workspace[1], 3).tolist()}")
-        with self.lock:
-            self.arm.command(ArmCommand("ee_target", ee_pos=pos, ee_quat=quat))
+        self._apply("~/target_pose", lambda: self.arm.command(ArmCommand("ee_target", ee_pos=pos, ee_quat=quat)))
 
     def _on_joints(self, msg: Float64MultiArray) -> None:
         q, topic = np.array(msg.data, float), "/forward_position_controller/commands"
@@ -120,14 +131,12 @@ class ArmNode(DeviceNode):
         if self.joint_limits is not None and not (np.all(q >= self.joint_limits[0]) and np.all(q <= self.joint_limits[1])):
             bad = np.flatnonzero((q < self.joint_limits[0]) | (q > self.joint_limits[1]))
             return self._reject(topic, f"joint(s) {[self.joint_names[i] for i in bad]} outside their limits")
-        with self.lock:
-            self.arm.command(ArmCommand("joint", q=q))
+        self._apply(topic, lambda: self.arm.command(ArmCommand("joint", q=q)))
 
     def _on_gripper(self, msg: Float64) -> None:
         if not (np.isfinite(msg.data) and 0.0 <= msg.data <= 1.0):
             return self._reject("~/gripper", f"opening {msg.data} not in [0, 1]")
-        with self.lock:
-            self.arm.command(ArmCommand("ee_target", gripper=float(msg.data)))
+        self._apply("~/gripper", lambda: self.arm.command(ArmCommand("ee_target", gripper=float(msg.data))))
 
 
 class CameraNode(DeviceNode):
@@ -140,20 +149,29 @@ class CameraNode(DeviceNode):
         self._image = self.create_publisher(Image, "~/image", qos_profile_sensor_data)
         self._info = self.create_publisher(CameraInfo, "~/camera_info", qos_profile_sensor_data)
         self._running = threading.Event()
+        self._thread: threading.Thread | None = None
         if rate_hz > 0:
             self._running.set()
-            threading.Thread(target=self._capture, args=(1.0 / rate_hz,), daemon=True, name=f"{self.get_name()}-capture").start()
+            self._thread = threading.Thread(target=self._capture, args=(1.0 / rate_hz,), daemon=True, name=f"{self.get_name()}-capture")
+            self._thread.start()
 
     def _capture(self, period: float) -> None:
+        """The capture thread owns the camera: it reads it and, at the end, closes it (a GL renderer must be
+        released by the thread that made it)."""
         next_t = time.monotonic()
-        while self._running.is_set():
-            try:
-                self.publish()
-            except Exception:
-                if self._running.is_set():  # a failure while shutting down is just the end
-                    raise
-            next_t += period
-            time.sleep(max(0.0, next_t - time.monotonic()))
+        try:
+            while self._running.is_set():
+                try:
+                    self.publish()
+                except Exception as exc:
+                    if not self._running.is_set():  # a failure while shutting down is just the end
+                        break
+                    self.get_logger().error(f"capture failed: {exc}")
+                next_t += period
+                time.sleep(max(0.0, next_t - time.monotonic()))
+        finally:
+            if hasattr(self.camera, "close"):
+                self.camera.close()
 
     def publish(self, frame: Frame | None = None) -> None:
         if frame is None:
@@ -165,7 +183,8 @@ class CameraNode(DeviceNode):
 
     def destroy_node(self) -> None:
         self._running.clear()
-        time.sleep(0.05)  # let a capture in flight finish before its publishers go
+        if self._thread is not None:
+            self._thread.join(timeout=5)  # the capture in flight finishes before its publishers go
         super().destroy_node()
 
 
@@ -191,8 +210,7 @@ class QuadNode(DeviceNode):
     def _command(self, topic: str, cmd: QuadCommand, values: list[float]) -> None:
         if not np.isfinite(values).all():
             return self._reject(topic, f"non-finite values {values}")
-        with self.lock:
-            self.quad.command(cmd)
+        self._apply(topic, lambda: self.quad.command(cmd))
 
     def _on_ctbr(self, msg: TwistStamped) -> None:
         cmd = convert.ctbr_command(msg)

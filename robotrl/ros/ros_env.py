@@ -266,19 +266,19 @@ class RosEnv(gym.Env):
             raise ObservationLost(f"service {self._reset.srv_name} not available after {self.startup_timeout} s: "
                                   "start the twin (or the device node) first")
         self._stepping = False
-        result = self._call(self._reset)
+        result = self._call(self._reset, self.startup_timeout)  # a robot's reset (homing) takes seconds
         stamp = int(result.message.split("stamp_ns=")[1].split()[0]) if "stamp_ns=" in result.message else 0
         self.state = self._reading_after(stamp - 1)
         self.link.begin(self.state)
         self._steps = 0
         return self._observe(), {"success": False, "cost": 0.0, "violations": ()}
 
-    def _call(self, client):
+    def _call(self, client, timeout: float):
         future = client.call_async(Trigger.Request())
-        end = time.monotonic() + self.timeout
+        end = time.monotonic() + timeout
         while not future.done():
             if time.monotonic() > end:
-                raise ObservationLost(f"service {client.srv_name} did not answer within {self.timeout} s")
+                raise ObservationLost(f"service {client.srv_name} did not answer within {timeout} s")
             time.sleep(0.001)
         return future.result()
 

@@ -3,7 +3,8 @@ device nodes a robot runs (robotrl.ros.devices), so a graph cannot tell them apa
 
 On top of the device topics it serves what a lab would get elsewhere: ``/clock`` (sim time, for
 ``use_sim_time``), ``/objects/<name>/pose`` (ground truth, as from motion capture), ``~/task`` (the task's own
-judgement) and ``~/reset`` (a new episode). ``~/task`` is a Float64MultiArray ``[stamp_ns, reward, success,
+judgement), ``~/reset`` (a new episode) and, for testing watchdogs, ``~/cameras`` (std_srvs/SetBool: a camera
+dropout on demand). ``~/task`` is a Float64MultiArray ``[stamp_ns, reward, success,
 failed]``: the stamp rides inside because std_msgs carries no header, and the actor aligns it by that stamp.
 """
 
@@ -19,7 +20,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from robotrl.geometry import xyzw_from_wxyz
 from robotrl.ros import convert
@@ -36,7 +37,6 @@ class TwinNode(Node):
         super().__init__(name)
         self.env = gym.make(task, **(task_kwargs or {})).unwrapped
         self.task, self.speed, self.seed, self.episode = task, speed, seed, 0
-        self.env.reset(seed=seed)
         self.lock = threading.RLock()
         self.devices: list[DeviceNode] = []
         if hasattr(self.env, "arm"):
@@ -53,9 +53,13 @@ class TwinNode(Node):
         self._objects = {o: self.create_publisher(PoseStamped, f"/objects/{o}/pose", qos_profile_sensor_data)
                          for o in OBJECTS.get(task, [])}
         self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(SetBool, "~/cameras", self._on_cameras)
+        self.cameras_on = True
         self._dt, self._camera_every = 1.0 / rate_hz, max(1, round(rate_hz / camera_hz))
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
+        self._reset_done: threading.Event | None = None  # a reset the physics thread is asked to do
+        self._reset_stamp = 0
 
     @property
     def nodes(self) -> list[Node]:
@@ -79,17 +83,24 @@ class TwinNode(Node):
         except Exception:
             if self.context.ok():  # after rclpy.shutdown (Ctrl-C) a publish fails: that is just the end
                 raise
+        finally:
+            with self.lock:
+                self.env.close()  # the renderers belong to this thread's GL context: release them here
 
     def _run(self) -> None:
-        # Rendering happens here too: a GL context belongs to the thread that made it.
+        # Resets and rendering happen here only: a GL context belongs to the thread that made it.
+        self._reset_env(self.seed)
         tick, next_wall = 0, time.monotonic()
         while self._running.is_set():
+            if self._reset_done is not None:
+                self._reset()
             with self.lock:
                 self.env.world.advance(self._dt)
                 self.env._read_devices()
                 stamp = self.env.world.stamp_ns
                 reward, success, failed, _ = self.env._evaluate()
-                frames = {n: c.camera.read() for n, c in self.cameras.items()} if tick % self._camera_every == 0 else {}
+                frames = ({n: c.camera.read() for n, c in self.cameras.items()}
+                          if self.cameras_on and tick % self._camera_every == 0 else {})
                 objects = {o: self._object_pose(o) for o in self._objects}
             self._clock_pub.publish(Clock(clock=convert.to_time(stamp)))
             for device in self.devices:
@@ -112,13 +123,31 @@ class TwinNode(Node):
         except KeyError:
             return d.site_xpos[m.site(name).id].copy(), np.array([0.0, 0.0, 0.0, 1.0])
 
+    def _on_cameras(self, request, response):
+        self.cameras_on = bool(request.data)
+        response.success, response.message = True, f"cameras {'on' if self.cameras_on else 'off (a simulated dropout)'}"
+        self.get_logger().warning(response.message)
+        return response
+
     def _on_reset(self, _request, response):
+        # Done by the physics thread: a reset renders the first observation, and the GL context is that thread's.
+        done = self._reset_done = threading.Event()
+        if self._thread is None or not done.wait(timeout=10.0):
+            response.success, response.message = False, "the twin's physics loop is not running"
+            return response
+        response.success, response.message = True, f"stamp_ns={self._reset_stamp} seed={self.seed + self.episode}"
+        return response
+
+    def _reset(self) -> None:
+        self.episode += 1
+        self._reset_env(self.seed + self.episode)
+        done, self._reset_done = self._reset_done, None
+        done.set()
+
+    def _reset_env(self, seed: int) -> None:
         with self.lock:
             now = self.env.world.data.time
-            self.episode += 1
-            self.env.reset(seed=self.seed + self.episode)
-            self.env.world.data.time = now + self._dt  # sim time never runs backwards (/clock is monotonic)
+            self.env.reset(seed=seed)
+            self.env.world.data.time = max(now + self._dt, self.env.world.data.time)  # /clock never runs backwards
             self.env._read_devices()
-            stamp = self.env.world.stamp_ns
-        response.success, response.message = True, f"stamp_ns={stamp} seed={self.seed + self.episode}"
-        return response
+            self._reset_stamp = self.env.world.stamp_ns
