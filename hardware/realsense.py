@@ -10,7 +10,12 @@ import time
 from collections.abc import Iterable
 
 import numpy as np
-import pyrealsense2 as rs
+
+try:  # rclpy's DDS libraries must load before librealsense2's: the other way round, a process that uses both
+    import rclpy  # noqa: F401  (a camera node does) segfaults at exit (seen with pyrealsense2 2.59, Fast DDS 3.2)
+except ImportError:
+    pass
+import pyrealsense2 as rs  # noqa: E402
 
 from robotrl.interfaces import CameraIntrinsics, Frame
 

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-rs = pytest.importorskip("pyrealsense2")
+pytest.importorskip("robotrl.hardware.realsense")  # skipped without pyrealsense2; it loads the SDK after rclpy
 
-from robotrl.hardware.realsense import DeviceNotFoundError, RealSenseCamera  # noqa: E402
+from robotrl.hardware.realsense import DeviceNotFoundError, RealSenseCamera, rs  # noqa: E402
 from robotrl.interfaces import Camera  # noqa: E402
 
 SERIAL = "123456789012"
@@ -204,3 +204,15 @@ def test_close_stops_streaming_and_later_reads_say_so(sw):
     with _camera(sw) as again:  # the device is free again
         sw.push(_rgb(0))
         np.testing.assert_array_equal(again.read().image, _rgb(0))
+
+
+def test_a_process_with_the_driver_and_rclpy_exits_cleanly():
+    """A camera node holds both SDKs: with librealsense2 loaded before rclpy's DDS libraries, such a process
+    segfaulted at exit (pyrealsense2 2.59, Fast DDS 3.2); the driver module orders the loading."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("rclpy")
+    code = ("import robotrl.hardware.realsense, rclpy; rclpy.init(); n = rclpy.create_node('probe'); "
+            "n.destroy_node(); rclpy.shutdown()")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -39,7 +39,10 @@ def ros():
     executor = MultiThreadedExecutor(num_threads=4)
     thread = threading.Thread(target=executor.spin, daemon=True)
     yield executor, thread
+    nodes = executor.get_nodes()
     executor.shutdown()
+    for node in nodes:  # before the context goes: a node collected after rclpy.shutdown can crash at exit
+        node.destroy_node()
     rclpy.shutdown()
 
 
