@@ -404,15 +404,20 @@ def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_th
     actor = rclpy.create_node("actor")
     executor.add_node(actor)
     thread.start()
-    env = RosEnv(actor, "robotrl/QuadHover-v0", max_obs_age=0.3)  # tolerant of a loaded CI machine; the
+    env = RosEnv(actor, "robotrl/QuadHover-v0", max_obs_age=0.5)  # tolerant of a loaded CI machine; the
     env.link.land_after = 0.5                                     # hold's timing is tested on the arm above
     expert = make_expert(env.spec_env)
-    obs, _ = env.reset()
-    expert.reset()
-    done = False
-    while not done:
-        obs, reward, terminated, truncated, info = env.step(expert(obs))
-        done = terminated or truncated
+    for _attempt in range(3):  # as the actor node does, an episode cut by a transport hiccup is flown again
+        try:
+            obs, _ = env.reset()
+            expert.reset()
+            done = False
+            while not done:
+                obs, reward, terminated, truncated, info = env.step(expert(obs))
+                done = terminated or truncated
+            break
+        except ObservationLost:
+            wait_for(lambda: env.silent is None)
     assert info["success"], "the scripted pilot did not hover through ROS"
     twin.send_signal(signal.SIGSTOP)
     try:
