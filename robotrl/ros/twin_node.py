@@ -4,8 +4,9 @@ device nodes a robot runs (robotrl.ros.devices), so a graph cannot tell them apa
 On top of the device topics it serves what a lab would get elsewhere: ``/clock`` (sim time, for
 ``use_sim_time``), ``/objects/<name>/pose`` (ground truth, as from motion capture), ``~/task`` (the task's own
 judgement), ``~/reset`` (a new episode) and, for testing watchdogs, ``~/cameras`` (std_srvs/SetBool: a camera
-dropout on demand). ``~/task`` is a Float64MultiArray ``[stamp_ns, reward, success,
-failed]``: the stamp rides inside because std_msgs carries no header, and the actor aligns it by that stamp.
+dropout on demand). ``~/task`` is a Float64MultiArray ``[stamp_ns, reward, success, failed]``: the stamp rides
+inside because std_msgs carries no header, and the actor aligns it by that stamp. The task is judged at every
+state tick (``rate_hz``), so a success defined over steps (QuadHover's hold) counts ticks, not control steps.
 """
 
 from __future__ import annotations
