@@ -17,7 +17,7 @@ os.environ["ROS_DOMAIN_ID"] = str(random.randint(100, 200))  # isolate from othe
 rclpy = pytest.importorskip("rclpy")  # the `ros` extra
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray, Int64  # noqa: E402
 
@@ -36,7 +36,7 @@ ROS_WS = Path(__file__).resolve().parents[1] / "ros_ws"
 @pytest.fixture
 def ros():
     rclpy.init()
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = SingleThreadedExecutor()  # as the product nodes spin (robotrl.ros.nodes.spin_in_background)
     thread = threading.Thread(target=executor.spin, daemon=True)
     yield executor, thread
     nodes = executor.get_nodes()

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import robotrl  # noqa: F401  first: registers the tasks, selects headless GL
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Int64
 
@@ -51,8 +51,11 @@ def declared(node: Node, kind: str) -> dict[str, Any]:
     return {name: node.get_parameter(name).value for name in PARAMETERS[kind]}
 
 
-def spin_in_background(*nodes: Node) -> MultiThreadedExecutor:
-    executor = MultiThreadedExecutor(num_threads=4)
+def spin_in_background(*nodes: Node) -> SingleThreadedExecutor:
+    # One thread: rclpy's MultiThreadedExecutor hands every message to a thread pool, which at the 100 Hz x 5
+    # topics an actor reads cost a whole core in futex traffic and starved the twin on 2 cores. Callbacks here
+    # only store messages or serve short services, so one thread keeps up.
+    executor = SingleThreadedExecutor()
     for n in nodes:
         executor.add_node(n)
 
