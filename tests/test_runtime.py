@@ -5,11 +5,10 @@ import signal
 import time
 
 import numpy as np
-import pytest
 import torch
 
 from robotrl.data import EpisodeStore
-from robotrl.runtime.train import RunConfig, _resume, _setup, _start_learner, evaluate_run, train
+from robotrl.runtime.train import RunConfig, _resume, _setup, _start_learner, evaluate_run, save_run, train
 from robotrl.runtime.actor import Actor
 from robotrl.runtime.transport import FileWeights
 
@@ -52,8 +51,7 @@ def test_resume_continues_the_same_run(tmp_path):
 def test_processes_weights_reach_the_actor_and_a_learner_crash_leaves_it_running(tmp_path):
     run = tmp_path / "run"
     cfg = reach(10_000)
-    run.mkdir()
-    (run / "run.yaml").write_text(__import__("yaml").safe_dump(cfg.model_dump()))
+    save_run(cfg, run)
     env, agent, _, store = _setup(cfg, run)
     actor = Actor(env, agent, store, cfg.env, FileWeights(run / "weights"), random_steps=100, poll_every=5)
     proc = _start_learner(run)

@@ -51,6 +51,15 @@ def declared(node: Node, kind: str) -> dict[str, Any]:
     return {name: node.get_parameter(name).value for name in PARAMETERS[kind]}
 
 
+def parameters_before_node(kind: str) -> tuple[str, dict[str, Any]]:
+    """(node name, parameters) for a process whose node needs its parameters to be built: read through a
+    short-lived node of the same (possibly remapped) name, so the params file applies to it."""
+    probe = Node(kind)
+    params, name = declared(probe, kind), probe.get_name()
+    probe.destroy_node()
+    return name, params
+
+
 def spin_in_background(*nodes: Node) -> SingleThreadedExecutor:
     # One thread: rclpy's MultiThreadedExecutor hands every message to a thread pool, which at the 100 Hz x 5
     # topics an actor reads cost a whole core in futex traffic and starved the twin on 2 cores. Callbacks here
@@ -73,10 +82,7 @@ def spin_in_background(*nodes: Node) -> SingleThreadedExecutor:
 def twin_main() -> None:
     from robotrl.ros.twin_node import TwinNode
 
-    probe = Node("twin")
-    p = declared(probe, "twin")
-    name = probe.get_name()
-    probe.destroy_node()
+    name, p = parameters_before_node("twin")
     twin = TwinNode(p["task"], json.loads(p["task_kwargs"]), p["speed"], p["seed"], p["rate_hz"], p["camera_hz"], name=name)
     declared(twin, "twin")  # visible to `ros2 param list` on the serving node
     spin_in_background(*twin.nodes)
@@ -90,10 +96,7 @@ def twin_main() -> None:
 def camera_main() -> None:
     from robotrl.ros.devices import CameraNode
 
-    probe = Node("camera")
-    p = declared(probe, "camera")
-    name = probe.get_name()
-    probe.destroy_node()
+    name, p = parameters_before_node("camera")
     if p["driver"] == "realsense":
         from robotrl.hardware.realsense import RealSenseCamera
 
@@ -118,10 +121,7 @@ def arm_main() -> None:
     from robotrl.hardware.ros2_control_arm import Ros2ControlArm
     from robotrl.ros.devices import ArmNode
 
-    probe = Node("arm")
-    p = declared(probe, "arm")
-    name = probe.get_name()
-    probe.destroy_node()
+    name, p = parameters_before_node("arm")
     client = Node(f"{name}_ros2_control")  # the driver's subscriptions live on their own node, spun with ArmNode's
     arm = Ros2ControlArm(client, joint_names=[j.strip() for j in p["joint_names"].split(",")] if p["joint_names"] else None,
                          interface=p["interface"], controller=p["controller"] or None, gripper_joint=p["gripper_joint"] or None,
@@ -137,10 +137,7 @@ def quad_main() -> None:
     from robotrl.ros.devices import QuadNode
     from robotrl.sim.quad import QuadParams
 
-    probe = Node("quad")
-    p = declared(probe, "quad")
-    name = probe.get_name()
-    probe.destroy_node()
+    name, p = parameters_before_node("quad")
     params = QuadParams.load(p["robot"])
     quad = MavlinkQuadrotor(p["connection"], mass=params.mass, max_thrust_n=params.max_thrust, flavour=p["flavour"])
     node = QuadNode(quad, name=name, rate_hz=p["rate_hz"], max_thrust=params.max_thrust, max_body_rate=params.max_body_rate)
@@ -170,7 +167,7 @@ def actor_main() -> None:
     from robotrl.learning.sac import SACAgent, load_sac_config
     from robotrl.ros.ros_env import ObservationLost, RosEnv
     from robotrl.runtime.actor import Actor
-    from robotrl.runtime.train import RunConfig, load_agent
+    from robotrl.runtime.train import RunConfig, load_agent, save_run
     from robotrl.runtime.transport import FileWeights
 
     node = Node("actor")
@@ -189,8 +186,7 @@ def actor_main() -> None:
         if run is None:
             raise SystemExit("actor: policy 'learn' needs the 'run' parameter (the learner's run folder)")
         cfg = RunConfig(env=p["task"], env_kwargs=json.loads(p["task_kwargs"]), sac=json.loads(p["sac"]), seed=p["seed"])
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "run.yaml").write_text(__import__("yaml").safe_dump(cfg.model_dump(), sort_keys=False))
+        save_run(cfg, run)
         agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
         transport = FileWeights(run / "weights")
     else:

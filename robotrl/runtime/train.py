@@ -47,6 +47,11 @@ def load_run(run: Path) -> RunConfig:
     return load_config(RunConfig, run / "run.yaml")
 
 
+def save_run(cfg: RunConfig, run: Path) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "run.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+
+
 def _setup(cfg: RunConfig, run: Path, writer: bool = True) -> tuple[gym.Env, SACAgent, Learner, EpisodeStore]:
     """Env, agent, learner and the run's episode store: opened for writing by the actor's side only."""
     env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed)
@@ -71,9 +76,8 @@ def _resume(learner: Learner, run: Path, store: EpisodeStore) -> bool:
 def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bool = True) -> list[dict]:
     """Train (or resume) the run in ``run``; returns the evaluation history."""
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
     _flush_denormals()
-    (run / "run.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    save_run(cfg, run)
     env, agent, learner, store = _setup(cfg, run)
     resumed = _resume(learner, run, store)
     random_steps = cfg.random_steps if cfg.random_steps is not None else (0 if cfg.demos else 1000)
