@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from robotrl.envs.base import EnvConfig, TwinEnv
-from robotrl.interfaces import ArmCommand
+from robotrl.interfaces import ArmCommand, ArmState
 from robotrl.safety import ArmSafetyConfig, ArmSafetyFilter, SafetyReport
 from robotrl.sim.arm import ArmTwin
 from robotrl.sim.world import ASSETS, TwinWorld
@@ -18,6 +18,15 @@ from robotrl.sim.world import ASSETS, TwinWorld
 Vec2 = tuple[float, float]
 Vec3 = tuple[float, float, float]
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # (x, y, z, w): TCP z-axis pointing at the table
+
+
+def ee_command(action: np.ndarray, state: ArmState, action_scale: float) -> ArmCommand:
+    """A normalized arm action as a command: an end-effector target ``action_scale`` x delta from the *measured*
+    TCP (as on HIL-SERL's robots: a blocked arm never winds up its target, so contact forces stay bounded by
+    stiffness * action_scale), and the gripper opening from action[3] when there is one."""
+    delta = np.asarray(action[:3], float) * action_scale
+    gripper = float((action[3] + 1) / 2) if len(action) > 3 else None
+    return ArmCommand("ee_target", ee_pos=state.ee_pos + delta, gripper=gripper)
 
 
 class ArmEnvConfig(EnvConfig):
@@ -77,11 +86,7 @@ class ArmEnv(TwinEnv):
         self.state = self.arm.state()
 
     def _apply_action(self, action: np.ndarray) -> SafetyReport:
-        # Deltas are taken from the measured TCP, not the previous target (as on HIL-SERL's robots): a blocked
-        # arm never winds up its target, so contact forces stay bounded by stiffness * action_scale.
-        delta = np.asarray(action[:3], float) * self.config.action_scale
-        gripper = float((action[3] + 1) / 2) if self.uses_gripper else None
-        cmd = ArmCommand("ee_target", ee_pos=self.state.ee_pos + delta, gripper=gripper)
+        cmd = ee_command(action, self.state, self.config.action_scale)
         target, _ = self.arm.target_pose()
         safe, report = self.safety.filter(cmd, self.state, target, self.control_dt)
         self.arm.command(safe)

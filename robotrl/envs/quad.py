@@ -11,12 +11,24 @@ from pydantic import Field
 
 from robotrl.envs.base import EnvConfig, TwinEnv
 from robotrl.geometry import quat_from_euler, quat_to_matrix
-from robotrl.interfaces import QuadCommand
+from robotrl.interfaces import QuadCommand, QuadState
 from robotrl.safety import QuadSafetyConfig, QuadSafetyFilter, SafetyReport
 from robotrl.sim.quad import QuadParams, QuadTwin
 from robotrl.sim.world import TwinWorld
 
 Vec3 = tuple[float, float, float]
+
+
+def ctbr_command(action: np.ndarray, max_thrust: float, max_body_rate: float) -> QuadCommand:
+    """A normalized action as CTBR: thrust = (a0 + 1) / 2 * max_thrust, rates = a[1:] * max_body_rate."""
+    a = np.asarray(action, float)
+    return QuadCommand("ctbr", thrust=(a[0] + 1) / 2 * max_thrust, body_rates=a[1:] * max_body_rate)
+
+
+def quad_state_obs(s: QuadState, goal: np.ndarray) -> dict[str, np.ndarray]:
+    """The quadrotor tasks' state observations (Learning to Fly in Seconds' set plus the vector to the goal)."""
+    return {"pos": s.pos, "rotation": quat_to_matrix(s.quat).ravel(), "vel": s.vel, "body_rates": s.body_rates,
+            "to_goal": goal - s.pos}
 
 
 class QuadEnvConfig(EnvConfig):
@@ -70,8 +82,7 @@ class QuadEnv(TwinEnv):
         self.state = self.quad.state()
 
     def _apply_action(self, action: np.ndarray) -> SafetyReport:
-        a = np.asarray(action, float)
-        cmd = QuadCommand("ctbr", thrust=(a[0] + 1) / 2 * self.quad.max_thrust, body_rates=a[1:] * self.config.max_body_rate)
+        cmd = ctbr_command(action, self.quad.max_thrust, self.config.max_body_rate)
         safe, report = self.safety.filter(cmd, self.state)
         self.quad.command(safe)
         return report
@@ -83,9 +94,7 @@ class QuadEnv(TwinEnv):
         return {"pos": 3, "rotation": 9, "vel": 3, "body_rates": 3, "to_goal": 3}
 
     def _state_obs(self) -> dict[str, np.ndarray]:
-        s = self.state
-        return {"pos": s.pos, "rotation": quat_to_matrix(s.quat).ravel(), "vel": s.vel,
-                "body_rates": s.body_rates, "to_goal": self._goal() - s.pos}
+        return quad_state_obs(self.state, self._goal())
 
     def _crashed(self) -> bool:
         return float(self.state.pos[2]) < self.config.crash_height

@@ -27,8 +27,10 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
-from robotrl.geometry import quat_from_euler, quat_to_matrix
-from robotrl.interfaces import ArmCommand, ArmState, QuadCommand, QuadState
+from robotrl.envs.arm import ee_command
+from robotrl.envs.quad import ctbr_command, quad_state_obs
+from robotrl.geometry import quat_from_euler
+from robotrl.interfaces import ArmState, QuadState
 from robotrl.ros import convert
 from robotrl.ros.devices import COMMAND_QOS
 from robotrl.ros.twin_node import OBJECTS
@@ -94,9 +96,7 @@ class ArmLink:
         self.target_pos = s.ee_pos
 
     def command(self, action: np.ndarray, s: ArmState) -> SafetyReport:
-        cfg = self.env.config
-        cmd = ArmCommand("ee_target", ee_pos=s.ee_pos + action[:3].astype(float) * cfg.action_scale,
-                         gripper=float((action[3] + 1) / 2) if len(action) > 3 else None)
+        cmd = ee_command(action, s, self.env.config.action_scale)
         safe, report = self.env.safety.filter(cmd, s, self.target_pos, self.env.control_dt)
         self.target_pos = safe.ee_pos
         self._target.publish(convert.pose_stamped(safe.ee_pos, s.ee_quat if safe.ee_quat is None else safe.ee_quat, s.stamp_ns, "base"))
@@ -132,15 +132,13 @@ class QuadLink:
         return convert.quad_state(msg) if t > stamp_ns else None
 
     def state_obs(self, s: QuadState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"pos": s.pos, "rotation": quat_to_matrix(s.quat).ravel(), "vel": s.vel, "body_rates": s.body_rates,
-                "to_goal": self.goal() - s.pos}
+        return quad_state_obs(s, self.goal())
 
     def begin(self, s: QuadState) -> None:
         self._held_since = None
 
     def command(self, action: np.ndarray, s: QuadState) -> SafetyReport:
-        a = action.astype(float)
-        cmd = QuadCommand("ctbr", thrust=(a[0] + 1) / 2 * self.max_thrust, body_rates=a[1:] * self.max_body_rate)
+        cmd = ctbr_command(action, self.max_thrust, self.max_body_rate)
         safe, report = self.env.safety.filter(cmd, s)
         if safe.mode == "ctbr":
             self._ctbr.publish(convert.ctbr_msg(safe, s.stamp_ns))
