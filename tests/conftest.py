@@ -1,4 +1,5 @@
 import os
+import socket
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -8,6 +9,13 @@ import pytest  # noqa: E402
 
 import robotrl  # noqa: E402,F401  (registers the envs)
 from robotrl.experts import make_expert  # noqa: E402
+
+
+def free_udp_port() -> int:
+    """A loopback UDP port nobody holds right now (for MAVLink links)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_episode(env: gym.Env, policy, seed: int) -> tuple[dict, int]:

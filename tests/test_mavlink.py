@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ import numpy as np
 import pytest
 from pymavlink import mavutil
 
+from conftest import free_udp_port
+
 from robotrl.geometry import quat_from_euler, wxyz_from_xyzw, yaw_from_quat
 from robotrl.hardware.mavlink_quad import (
     MavlinkCommandError, MavlinkLinkError, MavlinkQuadrotor, mav, odometry_to_enu,
@@ -27,12 +28,6 @@ from robotrl.interfaces import QuadCommand, Quadrotor
 from robotrl.sim import mavlink_endpoint
 from robotrl.sim.mavlink_endpoint import TwinMavlinkVehicle
 from robotrl.sim.quad import QuadParams, QuadTwin
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Link:

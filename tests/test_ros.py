@@ -21,6 +21,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray, Int64  # noqa: E402
 
+from conftest import free_udp_port  # noqa: E402
 from robotrl.data import EpisodeStore  # noqa: E402
 from robotrl.experts import make_expert  # noqa: E402
 from robotrl.ros import convert  # noqa: E402
@@ -338,8 +339,6 @@ def test_a_human_on_the_teleop_topics_takes_over_and_the_steps_are_flagged(ros, 
 def test_the_quadrotor_hovers_through_ros_and_the_mavlink_driver(ros):
     """The robot's path end to end: a ROS pilot -> QuadNode -> MavlinkQuadrotor -> MAVLink over UDP loopback ->
     the twin as a PX4-like vehicle. Arming goes through the node's ~/arm service; the twin's own state is checked."""
-    import socket
-
     from nav_msgs.msg import Odometry
     from std_srvs.srv import Trigger
 
@@ -348,9 +347,7 @@ def test_the_quadrotor_hovers_through_ros_and_the_mavlink_driver(ros):
     from robotrl.sim.mavlink_endpoint import TwinMavlinkVehicle
     from robotrl.sim.quad import QuadTwin
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_udp_port()
     twin = QuadTwin("crazyflie")
     vehicle = TwinMavlinkVehicle(twin, f"udpout:127.0.0.1:{port}")
     quad = MavlinkQuadrotor(f"udpin:127.0.0.1:{port}", mass=twin.mass, max_thrust_n=twin.max_thrust)

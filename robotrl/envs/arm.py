@@ -98,12 +98,16 @@ class ArmEnv(TwinEnv):
             dims["gripper"] = 1
         return dims
 
-    def _state_obs(self) -> dict[str, np.ndarray]:
-        s = self.state
+    def observe(self, s: ArmState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The state observation from an arm reading and :meth:`object_positions`: the one definition the twin
+        env and RosEnv (over the twin or the robot) both use."""
         obs = {"ee_pos": s.ee_pos, "ee_vel": s.ee_vel}
         if self.uses_gripper:
             obs["gripper"] = np.array([s.gripper])
         return obs
+
+    def _state_obs(self) -> dict[str, np.ndarray]:
+        return self.observe(self.state, self.object_positions())
 
 
 class ReachConfig(ArmEnvConfig):
@@ -117,6 +121,7 @@ class ArmReach(ArmEnv):
 
     config_cls: ClassVar = ReachConfig
     config_file = "arm_reach.yaml"
+    objects = ("target",)
 
     def _add_objects(self, spec: mujoco.MjSpec) -> None:
         spec.worldbody.add_site(name="target", size=[0.02, 0, 0], rgba=[0.1, 0.8, 0.1, 0.6], group=2)
@@ -130,11 +135,14 @@ class ArmReach(ArmEnv):
     def _state_dims(self) -> dict[str, int]:
         return {**super()._state_dims(), "target_pos": 3, "to_target": 3}
 
-    def _state_obs(self) -> dict[str, np.ndarray]:
-        base = super()._state_obs()
+    def object_positions(self) -> dict[str, np.ndarray]:
+        return {"target": self.target}
+
+    def observe(self, s: ArmState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # The goal relative to the TCP, as the other tasks give it (cube_to_ee): from absolute positions alone an
         # MLP must first learn to subtract, which costs SAC thousands of steps.
-        return {**base, "target_pos": self.target, "to_target": self.target - base["ee_pos"]}
+        target = objects["target"]
+        return {**super().observe(s, objects), "target_pos": target, "to_target": target - s.ee_pos}
 
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
         dist = float(np.linalg.norm(self.state.ee_pos - self.target))
@@ -155,6 +163,7 @@ class ArmPickCube(ArmEnv):
     config_cls: ClassVar = PickCubeConfig
     config_file = "arm_pick_cube.yaml"
     uses_gripper = True
+    objects = ("cube",)
 
     def _add_objects(self, spec: mujoco.MjSpec) -> None:
         h = self.config.cube_half_size
@@ -181,10 +190,12 @@ class ArmPickCube(ArmEnv):
     def _state_dims(self) -> dict[str, int]:
         return {**super()._state_dims(), "cube_pos": 3, "cube_to_ee": 3}
 
-    def _state_obs(self) -> dict[str, np.ndarray]:
-        cube = self.cube_pos()
-        base = super()._state_obs()
-        return {**base, "cube_pos": cube, "cube_to_ee": base["ee_pos"] - cube}
+    def object_positions(self) -> dict[str, np.ndarray]:
+        return {"cube": self.cube_pos()}
+
+    def observe(self, s: ArmState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cube = objects["cube"]
+        return {**super().observe(s, objects), "cube_pos": cube, "cube_to_ee": s.ee_pos - cube}
 
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
         cube, ee = self.cube_pos(), self.state.ee_pos
@@ -212,6 +223,7 @@ class ArmPegInsert(ArmEnv):
 
     config_cls: ClassVar = PegInsertConfig
     config_file = "arm_peg_insert.yaml"
+    objects = ("hole", "peg_tip")
 
     def _add_objects(self, spec: mujoco.MjSpec) -> None:
         c = self.config
@@ -251,9 +263,12 @@ class ArmPegInsert(ArmEnv):
     def _state_dims(self) -> dict[str, int]:
         return {**super()._state_dims(), "hole_pos": 3, "tip_to_hole": 3}
 
-    def _state_obs(self) -> dict[str, np.ndarray]:
-        hole = self.hole_top()
-        return {**super()._state_obs(), "hole_pos": hole, "tip_to_hole": self.peg_tip() - hole}
+    def object_positions(self) -> dict[str, np.ndarray]:
+        return {"hole": self.hole_top(), "peg_tip": self.peg_tip()}
+
+    def observe(self, s: ArmState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        hole = objects["hole"]
+        return {**super().observe(s, objects), "hole_pos": hole, "tip_to_hole": objects["peg_tip"] - hole}
 
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
         offset = self.peg_tip() - self.hole_top()

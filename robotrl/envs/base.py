@@ -44,6 +44,9 @@ class TwinEnv(gym.Env):
     config_cls: ClassVar[type[EnvConfig]] = EnvConfig
     config_file: ClassVar[str] = ""  # default YAML under configs/tasks/
     render_camera: ClassVar[str] = "front"
+    # The task's tracked reference points (a cube, a target, a hole): object_positions() gives them, the twin
+    # node publishes them on /objects/<name>/pose, and on hardware a tracker must.
+    objects: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ConfigSource = None, render_mode: str | None = None, **overrides: Any):
         default = configs_dir() / "tasks" / self.config_file if self.config_file else None
@@ -85,6 +88,9 @@ class TwinEnv(gym.Env):
         safety check all use that one reading (as a real robot's loop would)."""
         raise NotImplementedError
     def _state_obs(self) -> dict[str, np.ndarray]: raise NotImplementedError
+    def object_positions(self) -> dict[str, np.ndarray]:
+        """Positions of :attr:`objects` (name -> xyz in the base/world frame) now."""
+        return {}
     def _evaluate(self) -> tuple[float, bool, bool, dict]:
         """(dense reward, success, failed) after a step; ``failed`` ends the episode (crash, object lost)."""
         raise NotImplementedError

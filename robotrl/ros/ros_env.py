@@ -33,7 +33,6 @@ from robotrl.geometry import quat_from_euler
 from robotrl.interfaces import ArmState, QuadState
 from robotrl.ros import convert
 from robotrl.ros.devices import COMMAND_QOS
-from robotrl.ros.twin_node import OBJECTS
 from robotrl.safety import SafetyReport
 
 
@@ -84,13 +83,7 @@ class ArmLink:
         return None
 
     def state_obs(self, s: ArmState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        obs = {"ee_pos": s.ee_pos, "ee_vel": s.ee_vel, "gripper": np.array([s.gripper])}
-        obs.update({f"{o}_pos": pos for o, pos in objects.items()})
-        if "cube" in objects:  # the relative goal observations the twin tasks give (robotrl.envs.arm)
-            obs["cube_to_ee"] = s.ee_pos - objects["cube"]
-        if "target" in objects:
-            obs["to_target"] = objects["target"] - s.ee_pos
-        return obs
+        return self.env.spec_env.unwrapped.observe(s, objects)
 
     def begin(self, s: ArmState) -> None:
         self.target_pos = s.ee_pos
@@ -185,7 +178,7 @@ class RosEnv(gym.Env):
         self.max_episode_steps = int(round(self.config.episode_seconds * self.config.control_hz))
         self._new = threading.Condition()
         self.link = ArmLink(self, device or "/arm") if hasattr(spec, "arm") else QuadLink(self, device or "/quad")
-        self._objects = {o: _Stamped() for o in OBJECTS.get(task, [])}
+        self._objects = {o: _Stamped() for o in spec.objects}
         self._images = {c: _Stamped(8) for c in self.config.cameras}
         self._judge = _Stamped()
         sub = node.create_subscription

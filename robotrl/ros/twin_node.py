@@ -27,9 +27,6 @@ from robotrl.geometry import xyzw_from_wxyz
 from robotrl.ros import convert
 from robotrl.ros.devices import ArmNode, CameraNode, DeviceNode, QuadNode
 
-OBJECTS = {"robotrl/ArmPickCube-v0": ["cube"], "robotrl/ArmReach-v0": ["target"]}
-
-
 class TwinNode(Node):
     def __init__(self, task: str, task_kwargs: dict | None = None, speed: float = 1.0, seed: int = 0, rate_hz: float = 100.0,
                  camera_hz: float = 10.0, name: str = "twin"):
@@ -52,7 +49,7 @@ class TwinNode(Node):
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
         self._task = self.create_publisher(Float64MultiArray, "~/task", 10)
         self._objects = {o: self.create_publisher(PoseStamped, f"/objects/{o}/pose", qos_profile_sensor_data)
-                         for o in OBJECTS.get(task, [])}
+                         for o in self.env.objects}
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/cameras", self._on_cameras)
         self.cameras_on = True
@@ -102,7 +99,7 @@ class TwinNode(Node):
                 reward, success, failed, _ = self.env._evaluate()
                 frames = ({n: c.camera.read() for n, c in self.cameras.items()}
                           if self.cameras_on and tick % self._camera_every == 0 else {})
-                objects = {o: self._object_pose(o) for o in self._objects}
+                objects = {o: (pos, self._object_quat(o)) for o, pos in self.env.object_positions().items()} if self._objects else {}
             self._clock_pub.publish(Clock(clock=convert.to_time(stamp)))
             for device in self.devices:
                 device.publish()
@@ -116,13 +113,12 @@ class TwinNode(Node):
                 next_wall += self._dt / self.speed
                 time.sleep(max(0.0, next_wall - time.monotonic()))
 
-    def _object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        m, d = self.env.world.model, self.env.world.data
+    def _object_quat(self, name: str) -> np.ndarray:
+        """The orientation of the body of that name; identity for a point (a site)."""
         try:
-            body = m.body(name).id
-            return d.xpos[body].copy(), xyzw_from_wxyz(d.xquat[body])
+            return xyzw_from_wxyz(self.env.world.data.body(name).xquat)
         except KeyError:
-            return d.site_xpos[m.site(name).id].copy(), np.array([0.0, 0.0, 0.0, 1.0])
+            return np.array([0.0, 0.0, 0.0, 1.0])
 
     def _on_cameras(self, request, response):
         self.cameras_on = bool(request.data)
