@@ -71,3 +71,20 @@ def _camera_names(env_id):
 def test_scripted_expert_succeeds(env_id, expert_success_rate):
     # The full-count figure (>= 95 % over 100 seeded episodes) comes from bench/experts.py.
     assert expert_success_rate(env_id, episodes=20) >= 0.95
+
+
+def test_quad_hover_reward_pays_for_precision_and_for_smooth_control():
+    """The dense QuadHover reward is highest at the set point with hover commands: 5 cm off pays clearly less
+    (the precision bonus), and the same state with a jerked body-rate command pays less (the action cost)."""
+    env = gym.make("robotrl/QuadHover-v0").unwrapped
+    goal, hover = np.asarray(env.config.target), env.neutral_action()
+
+    def reward(offset, action):
+        env.reset(seed=0)
+        env.quad.set_state(pos=goal + offset, quat_xyzw=np.array([0.0, 0, 0, 1]), vel=np.zeros(3), body_rates=np.zeros(3),
+                           motor_thrusts=env.quad.hover_thrust / 4)
+        return env.step(action)[1]
+
+    at_goal = reward(np.zeros(3), hover)
+    assert at_goal > reward(np.array([0.05, 0, 0]), hover) + 0.2  # 5 cm: the distance term alone gives 0.05
+    assert at_goal > reward(np.zeros(3), hover + np.array([0, 0.8, -0.8, 0], np.float32)) + 0.1
