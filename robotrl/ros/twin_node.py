@@ -99,7 +99,7 @@ class TwinNode(Node):
                 reward, success, failed, _ = self.env._evaluate()
                 frames = ({n: c.camera.read() for n, c in self.cameras.items()}
                           if self.cameras_on and tick % self._camera_every == 0 else {})
-                objects = {o: (pos, self._object_quat(o)) for o, pos in self.env.object_positions().items()} if self._objects else {}
+                objects = {o: (pos, self._object_quat(o)) for o, pos in self.env.object_positions().items()}
             self._clock_pub.publish(Clock(clock=convert.to_time(stamp)))
             for device in self.devices:
                 device.publish()
