@@ -115,6 +115,9 @@ def test_mixed_sampler_is_exactly_half_and_half():
         batch = sampler.sample(n, rng)
         assert len(batch["reward"]) == n and batch["reward"].sum() == round(n / 2)
     assert MixedSampler(offline, online, ratio=0.25).sample(100, rng)["reward"].sum() == 25
+    # UTD: update() cuts the batch into consecutive mini-batches; each of them is half and half as well.
+    for mini in np.split(sampler.sample(4 * 16, rng)["reward"], 4):
+        assert mini.sum() == 8
 
 
 def test_replay_ring_keeps_uint8_and_overwrites_oldest():

@@ -69,8 +69,10 @@ class ReplayBuffer:
 
 class MixedSampler:
     """RLPD's symmetric sampling: each batch takes ``round(n * ratio)`` transitions from the offline buffer
-    (demos, and in HIL-SERL also every intervention) and the rest from the online buffer. While one of them is
-    empty, the whole batch comes from the other."""
+    (demos, and in HIL-SERL also every intervention) and the rest from the online buffer, interleaved so that
+    every consecutive slice keeps the ratio too (SACAgent.update cuts a UTD batch into consecutive mini-batches;
+    end to end, half of them would hold demos only and the actor would train on online states only). While one
+    buffer is empty, the whole batch comes from the other."""
 
     def __init__(self, offline: ReplayBuffer, online: ReplayBuffer, ratio: float = 0.5):
         if not 0.0 <= ratio <= 1.0:
@@ -86,12 +88,19 @@ class MixedSampler:
         k = int(round(n * self.ratio))
         if k == 0 or k == n:
             return (self.offline if k == n else self.online).sample(n, rng)
-        return concat(self.offline.sample(k, rng), self.online.sample(n - k, rng))
+        # Rank each part's rows by their position within that part: sorting the ranks deals the two out evenly.
+        spread = np.argsort(np.concatenate([(np.arange(k) + 0.5) / k, (np.arange(n - k) + 0.5) / (n - k)]), kind="stable")
+        return take(concat(self.offline.sample(k, rng), self.online.sample(n - k, rng)), spread)
 
 
 def concat(a: Batch, b: Batch) -> Batch:
     """Two batches one after the other (nested dicts included)."""
     return {k: concat(v, b[k]) if isinstance(v, Mapping) else np.concatenate([v, b[k]]) for k, v in a.items()}
+
+
+def take(batch: Batch, index: np.ndarray) -> Batch:
+    """The rows ``index`` of a (nested) batch."""
+    return {k: take(v, index) if isinstance(v, Mapping) else v[index] for k, v in batch.items()}
 
 
 def to_torch(batch: Batch, device: torch.device | str = "cpu") -> Batch:
