@@ -33,6 +33,7 @@ from robotrl.geometry import quat_from_euler
 from robotrl.interfaces import ArmState, QuadState
 from robotrl.ros import convert
 from robotrl.ros.devices import COMMAND_QOS
+from robotrl.ros.topic_reader import TopicReader
 from robotrl.safety import SafetyReport
 
 
@@ -62,7 +63,7 @@ class ArmLink:
     def __init__(self, env: "RosEnv", prefix: str = "/arm"):
         self.env, node = env, env.node
         self.joints, self.ee, self.twist = _Stamped(), _Stamped(), _Stamped()
-        sub = node.create_subscription
+        sub = env.reader.subscribe
         sub(JointState, f"{prefix}/joint_states", lambda m: env._add(self.joints, m, m), qos_profile_sensor_data)
         sub(PoseStamped, f"{prefix}/ee_pose", lambda m: env._add(self.ee, m, m), qos_profile_sensor_data)
         sub(TwistStamped, f"{prefix}/ee_twist", lambda m: env._add(self.twist, m, m), qos_profile_sensor_data)
@@ -109,7 +110,7 @@ class QuadLink:
     def __init__(self, env: "RosEnv", prefix: str = "/quad", land_after: float = 2.0):
         self.env, node = env, env.node
         self.odom = _Stamped()
-        node.create_subscription(Odometry, f"{prefix}/odom", lambda m: env._add(self.odom, m, m), qos_profile_sensor_data)
+        env.reader.subscribe(Odometry, f"{prefix}/odom", lambda m: env._add(self.odom, m, m), qos_profile_sensor_data)
         self._ctbr = node.create_publisher(TwistStamped, f"{prefix}/ctbr", COMMAND_QOS)
         self._velocity = node.create_publisher(TwistStamped, f"{prefix}/cmd_vel", COMMAND_QOS)
         self._pose = node.create_publisher(PoseStamped, f"{prefix}/cmd_pose", COMMAND_QOS)
@@ -176,12 +177,15 @@ class RosEnv(gym.Env):
         self.deadline = deadline if deadline is not None else max(2 * self.control_dt, 0.1)
         self.max_obs_age = max_obs_age if max_obs_age else max(1.5 * self.control_dt, 0.1)
         self.max_episode_steps = int(round(self.config.episode_seconds * self.config.control_hz))
-        self._new = threading.Condition()
+        self._buffers = threading.Lock()  # guards the topic buffers: the reading thread appends, the stepping thread looks
+        # Observation topics are read by whichever thread waits for them (the stepping thread, else the watchdog),
+        # not by the caller's executor: see robotrl.ros.topic_reader.
+        self.reader = TopicReader(f"{node.get_name()}_observations", node.get_namespace(), node.context)
         self.link = ArmLink(self, device or "/arm") if hasattr(spec, "arm") else QuadLink(self, device or "/quad")
         self._objects = {o: _Stamped() for o in spec.objects}
         self._images = {c: _Stamped(8) for c in self.config.cameras}
         self._judge = _Stamped()
-        sub = node.create_subscription
+        sub = self.reader.subscribe
         for o, buf in self._objects.items():
             sub(PoseStamped, f"/objects/{o}/pose", lambda m, b=buf: self._add(b, m, convert.pose_arrays(m)[0]), qos_profile_sensor_data)
         for c, buf in self._images.items():
@@ -199,32 +203,32 @@ class RosEnv(gym.Env):
 
     # -- topic plumbing --------------------------------------------------------------------------------------
     def _add(self, buf: _Stamped, msg, value) -> None:
-        with self._new:
+        with self._buffers:
             buf.add(convert.from_time(msg.header.stamp), value)
-            self._new.notify_all()
 
     def _on_judge(self, msg: Float64MultiArray) -> None:
         stamp, reward, success, failed = msg.data
-        with self._new:
+        with self._buffers:
             self._judge.add(int(stamp), (float(reward), bool(success), bool(failed)))
-            self._new.notify_all()
 
     def _reading_after(self, stamp_ns: int):
         return self._wait(lambda: self.link.reading_after(stamp_ns), f"device reading newer than {stamp_ns} ns")
 
     def _wait(self, ready, what: str):
         end = time.monotonic() + self.timeout
-        with self._new:
-            while (value := ready()) is None:
-                if self.silent:
-                    raise ObservationLost(self.silent)
-                if time.monotonic() >= end:
-                    raise ObservationLost(f"{self.node.get_name()}: no {what} within {self.timeout} s; is the robot (or twin) running?")
-                self._new.wait(timeout=end - time.monotonic())
-            return value
+        while True:
+            with self._buffers:
+                if (value := ready()) is not None:
+                    return value
+            if self.silent:
+                raise ObservationLost(self.silent)
+            if time.monotonic() >= end:
+                raise ObservationLost(f"{self.node.get_name()}: no {what} within {self.timeout} s; is the robot (or twin) running?")
+            self.reader.poll(end - time.monotonic())
 
     # -- the watchdog ----------------------------------------------------------------------------------------
     def _watchdog(self) -> None:
+        self.reader.poll(0.0, blocking=False)  # while nobody steps, the watchdog drains the topics itself
         now = time.monotonic()
         silent = [t for t, b in self.topics.items() if np.isfinite(b.received) and now - b.received > self.max_obs_age]
         if silent and not self.silent:
@@ -243,8 +247,7 @@ class RosEnv(gym.Env):
         """The device's safe command (arm: stop where it is; quad: hover, then land), logged with ``reason``."""
         self.hold_log(reason)
         self.link.hold()
-        with self._new:
-            self._new.notify_all()
+        self.reader.wake()  # a step waiting for observations raises ObservationLost now
 
     def hold_log(self, reason: str) -> None:
         self.holds.append((time.monotonic(), reason))
@@ -305,4 +308,5 @@ class RosEnv(gym.Env):
 
     def close(self) -> None:
         self._stepping = False
+        self.reader.destroy()
         self.spec_env.close()
