@@ -28,6 +28,7 @@ from robotrl.ros import convert  # noqa: E402
 from robotrl.ros.devices import COMMAND_QOS  # noqa: E402
 from robotrl.ros.graph import NodeSpec, load_graph, node_command, params_yaml  # noqa: E402
 from robotrl.ros.ros_env import ObservationLost, RosEnv  # noqa: E402
+from robotrl.ros.topic_reader import TopicReader  # noqa: E402
 from robotrl.ros.twin_node import TwinNode  # noqa: E402
 
 PICK = "robotrl/ArmPickCube-v0"
@@ -79,6 +80,30 @@ def wait_for(cond, timeout=10.0):
     while not cond():
         assert time.monotonic() < end, "timed out"
         time.sleep(0.01)
+
+
+def test_topic_reader_takes_every_waiting_message_in_one_poll_and_wakes_on_request(ros):
+    executor, thread = ros
+    pub_node = rclpy.create_node("reader_test_pub")
+    executor.add_node(pub_node)
+    thread.start()
+    reader = TopicReader("reader_test")
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    for name in got:
+        reader.subscribe(Int64, f"/reader_test/{name}", lambda m, n=name: got[n].append(m.data), 10)
+    pubs = {name: pub_node.create_publisher(Int64, f"/reader_test/{name}", 10) for name in got}
+    wait_for(lambda: all(p.get_subscription_count() for p in pubs.values()))
+    for i in range(3):
+        for p in pubs.values():
+            p.publish(Int64(data=i))
+    time.sleep(0.5)  # all six delivered to the reader's queues (DDS does that without anyone polling)
+    assert reader.poll(1.0) == 6  # one wake takes every waiting message of every topic
+    assert got == {"a": [0, 1, 2], "b": [0, 1, 2]}  # in order, none lost
+    t = time.monotonic()
+    threading.Timer(0.1, reader.wake).start()
+    assert reader.poll(5.0) == 0 and time.monotonic() - t < 2.0  # wake() ends a quiet poll early
+    reader.destroy()
+    assert reader.poll(0.0) == 0  # a destroyed reader reads nothing and does not raise
 
 
 def test_bad_commands_are_rejected_with_a_reason_and_the_arm_keeps_its_target(twin, ros):
