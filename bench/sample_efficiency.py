@@ -26,7 +26,7 @@ ENV_KWARGS = {"reward": "sparse"}
 TARGET = 0.9
 
 
-def ours(seed: int, args: argparse.Namespace, human: str = "none") -> list[dict]:
+def ours(seed: int, args: argparse.Namespace, human: str = "none", takeover_penalty: float = 0.0) -> list[dict]:
     import torch
 
     from robotrl.runtime.train import RunConfig, train
@@ -35,7 +35,7 @@ def ours(seed: int, args: argparse.Namespace, human: str = "none") -> list[dict]
     with tempfile.TemporaryDirectory() as tmp:
         demos = record_demos(Path(tmp) / "demos.zarr", args.demos, seed)
         cfg = RunConfig(env=ENV_ID, env_kwargs=ENV_KWARGS, demos=str(demos), seed=seed, total_steps=args.budget, human=human,
-                        eval_every=args.eval_every, eval_episodes=args.eval_episodes, stop_success=TARGET,
+                        takeover_penalty=takeover_penalty, eval_every=args.eval_every, eval_episodes=args.eval_episodes, stop_success=TARGET,
                         sac={"utd": args.utd, "num_threads": 1, "discrete_gripper": True})
         keep = ("env_steps", "success", "intervention_rate", "wall_s")
         return [{k: h[k] for k in keep} for h in train(cfg, Path(tmp) / "run", progress=False)]

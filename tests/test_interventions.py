@@ -86,3 +86,32 @@ def test_intervened_steps_are_recorded_with_their_flag(tmp_path):
     assert not ep["intervention"][:5].any() and ep["intervention"][5:10].all()
     assert np.abs(ep["action"][5:10]).sum() > 0  # the executed (human) action, not the policy's zeros
     assert np.abs(ep["action"][:5]).sum() == 0
+
+
+def test_learner_charges_the_policy_step_that_led_to_a_takeover(tmp_path):
+    """RLIF: the step before the human takes over costs ``takeover_penalty``; the human's own steps go to both
+    buffers with the task's reward, so the policy learns to avoid needing rescue, not to wait for it."""
+    from robotrl.data.store import transitions
+    from robotrl.learning import SACAgent, load_sac_config
+    from robotrl.runtime.learner import Learner
+
+    env = make()
+    store = EpisodeStore(tmp_path / "i.zarr", mode="a")
+    rec = EpisodeRecorder(store)
+    obs, _ = env.reset(seed=0)
+    rec.start(obs)
+    for _ in range(12):  # the human takes over at step 5 (the policy stalls) and lets go after 5 steps
+        obs, reward, terminated, truncated, info = env.step(np.zeros(4, np.float32))
+        rec.step(info["action"], reward, obs, terminated, info["intervention"])
+    rec.finish(EpisodeMeta(source="intervention", task="robotrl/ArmPickCube-v0"))
+    rows = store.episode(0)
+    agent = SACAgent(env.observation_space, env.action_space, load_sac_config({"device": "cpu"}))
+    charged = Learner(agent, env.observation_space, capacity=100, takeover_penalty=0.5)
+    plain = Learner(agent, env.observation_space, capacity=100)
+    charged.ingest(rows)
+    plain.ingest(rows)
+    n = len(transitions(rows)["action"])
+    diff = plain.online.reward[:n] - charged.online.reward[:n]
+    assert np.flatnonzero(diff).tolist() == [4] and diff[4] == 0.5
+    assert len(charged.offline) == len(plain.offline) == int(rows["intervention"][:n].sum()) > 0
+    assert np.array_equal(charged.offline.reward[:len(plain.offline)], plain.offline.reward[:len(plain.offline)])

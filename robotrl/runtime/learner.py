@@ -25,8 +25,9 @@ from robotrl.runtime.transport import WeightsTransport
 
 class Learner:
     def __init__(self, agent: SACAgent, obs_space, transport: WeightsTransport | None = None, publish_every: int = 50,
-                 capacity: int = 1_000_000, seed: int = 0):
+                 capacity: int = 1_000_000, seed: int = 0, takeover_penalty: float = 0.0):
         self.agent, self.transport, self.publish_every = agent, transport, publish_every
+        self.takeover_penalty = takeover_penalty
         act_dim = agent.act_dim
         self.offline = ReplayBuffer(obs_space, act_dim, capacity)
         self.online = ReplayBuffer(obs_space, act_dim, capacity)
@@ -45,8 +46,14 @@ class Learner:
         return n
 
     def ingest(self, rows: dict[str, np.ndarray]) -> None:
-        """One actor episode: all of it online, its intervened steps offline as well."""
+        """One actor episode: all of it online, its intervened steps offline as well. The policy's step that led
+        to a human takeover is charged ``takeover_penalty`` (RLIF): without it, states the human rescues look as
+        good as states the policy handles itself, and the policy learns to wait for the rescue."""
         ep = transitions(rows)
+        if self.takeover_penalty:
+            human = ep["intervention"].astype(bool)
+            led_to_takeover = ~human[:-1] & human[1:]  # step t-1 was the policy's, step t the human's
+            ep["reward"] = ep["reward"] - self.takeover_penalty * np.append(led_to_takeover, False)
         self.online.add_episode(ep)
         for t in np.flatnonzero(ep["intervention"]):
             self.offline.add({k: v[t] for k, v in ep["obs"].items()}, ep["action"][t], ep["reward"][t],

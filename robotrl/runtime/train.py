@@ -35,6 +35,7 @@ class RunConfig(StrictModel):
     sac: dict[str, Any] = {}  # overrides of configs/learners/sac.yaml
     demos: str | None = None  # episode store with demonstrations (robotrl record)
     human: Literal["none", "scripted"] = "none"  # a scripted intervener (ArmPickCube)
+    takeover_penalty: float = Field(0.1, ge=0)  # reward charged to the policy step a human took over after (RLIF)
     seed: int = 0
     total_steps: int = Field(20_000, ge=1)
     random_steps: int | None = Field(None, ge=0)  # uniform random actions first; default 0 with demos, else 1000
@@ -56,7 +57,7 @@ def _setup(cfg: RunConfig, run: Path, writer: bool = True) -> tuple[gym.Env, SAC
     """Env, agent, learner and the run's episode store: opened for writing by the actor's side only."""
     env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed)
     agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
-    learner = Learner(agent, env.observation_space, seed=cfg.seed)
+    learner = Learner(agent, env.observation_space, seed=cfg.seed, takeover_penalty=cfg.takeover_penalty)
     if cfg.demos:
         learner.add_demos(EpisodeStore(cfg.demos))
     return env, agent, learner, EpisodeStore(run / "episodes.zarr", mode="a" if writer else "r")
