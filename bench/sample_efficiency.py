@@ -14,6 +14,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
@@ -26,7 +27,8 @@ ENV_KWARGS = {"reward": "sparse"}
 TARGET = 0.9
 
 
-def ours(seed: int, args: argparse.Namespace, human: str = "none", takeover_penalty: float = 0.0) -> list[dict]:
+def ours(seed: int, args: argparse.Namespace, **run: Any) -> list[dict]:
+    """Our learner's eval curve; ``run`` overrides RunConfig fields (e.g. ``human``, ``takeover_penalty``)."""
     import torch
 
     from robotrl.runtime.train import RunConfig, train
@@ -34,8 +36,8 @@ def ours(seed: int, args: argparse.Namespace, human: str = "none", takeover_pena
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         demos = record_demos(Path(tmp) / "demos.zarr", args.demos, seed)
-        cfg = RunConfig(env=ENV_ID, env_kwargs=ENV_KWARGS, demos=str(demos), seed=seed, total_steps=args.budget, human=human,
-                        takeover_penalty=takeover_penalty, eval_every=args.eval_every, eval_episodes=args.eval_episodes, stop_success=TARGET,
+        cfg = RunConfig(env=ENV_ID, env_kwargs=ENV_KWARGS, demos=str(demos), seed=seed, total_steps=args.budget,
+                        eval_every=args.eval_every, eval_episodes=args.eval_episodes, stop_success=TARGET, **run,
                         sac={"utd": args.utd, "num_threads": 1, "discrete_gripper": True})
         keep = ("env_steps", "success", "intervention_rate", "wall_s")
         return [{k: h[k] for k in keep} for h in train(cfg, Path(tmp) / "run", progress=False)]

@@ -17,6 +17,7 @@ import robotrl  # noqa: F401,I001  first: registers the envs and selects headles
 import numpy as np
 
 from common import RESULTS, write_result
+from robotrl.runtime.train import RunConfig
 from sample_efficiency import ENV_ID, TARGET, ours, steps_to_target
 
 
@@ -33,12 +34,11 @@ def main() -> None:
     parser.add_argument("--utd", type=int, default=4)
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=20)
-    parser.add_argument("--takeover-penalty", type=float, default=0.1,
+    parser.add_argument("--takeover-penalty", type=float, default=RunConfig.model_fields["takeover_penalty"].default,
                         help="reward charged to the policy step a human took over after (RLIF); 0: none")
-    parser.add_argument("--humans", default="none,scripted")
     args = parser.parse_args()
     results: dict[str, dict[int, list]] = {}
-    specs = [(h, s, args) for h in args.humans.split(",") for s in range(args.seeds)]
+    specs = [(h, s, args) for h in ("none", "scripted") for s in range(args.seeds)]
     with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
         for human, seed, curve in pool.map(job, specs):
             results.setdefault(human, {})[seed] = curve
