@@ -141,14 +141,16 @@ class Actor(nn.Module):
         self.trunk = mlp(in_dim, hidden, depth, layer_norm)
         self.head = nn.Linear(hidden, 2 * act_dim)
 
-    def forward(self, feat: torch.Tensor, deterministic: bool = False,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(action in [-1, 1], log-probability of it), both batched."""
+    def forward(self, feat: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
+                eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action in [-1, 1], log-probability of it), both batched. ``eps``: the standard-normal draw, shape
+        (batch, act_dim), when the caller makes it (a compiled learner draws its noise outside the graph)."""
         mean, log_std = self.head(self.trunk(feat)).float().chunk(2, dim=-1)  # the distribution in fp32 (bf16 runs)
         if deterministic:
             return torch.tanh(mean), torch.zeros(mean.shape[0], device=mean.device)
         log_std = (torch.tanh(log_std) + 1.0) * (0.5 * (LOG_STD_MAX - LOG_STD_MIN)) + LOG_STD_MIN
-        eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+        if eps is None:
+            eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
         u = torch.addcmul(mean, log_std.exp(), eps)
         # log N(u; mean, std) - log|d tanh(u)/du|, the latter in the stable form log(1 - tanh(u)^2) =
         # 2 (log 2 - u - softplus(-2u)); the constants are summed once, outside the batch.
