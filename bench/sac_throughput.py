@@ -6,7 +6,8 @@ actor step, one temperature step, one Polyak update. Both learners use 256x256 M
 automatic temperature; ours also carries LayerNorm in every hidden layer (the RLPD recipe) and SB3 has none, so
 ours does strictly more arithmetic per update (ours without LayerNorm, SB3's architecture, is timed too). SB3
 gets its fastest setup: FlattenObservation + MlpPolicy. Ours is also timed with ``precision: bf16`` (bfloat16
-matmuls under autocast, fp32 weights and losses), for CPUs with AVX512-BF16 or AMX.
+matmuls under autocast, fp32 weights and losses, for CPUs with AVX512-BF16 or AMX), with ``compile: true``
+(torch.compile of the losses; compiled before timing) and with both.
 Ensemble 10 is also set against SB3 with ``n_critics=10`` (its critics run one after another). The methods are
 timed in alternating rounds and ratios taken within a round (median reported), so load from other processes
 hits both sides alike. Also reported: critic updates/s in the RLPD setting (10 critics, UTD 20).
@@ -48,9 +49,9 @@ def collect(env: gym.Env, steps: int, seed: int = 0) -> list[tuple]:
     return out
 
 
-def ours(env: gym.Env, data: list[tuple], n_critics: int, utd: int = 1, layer_norm: bool = True, precision: str = "fp32"):
-    """A function doing ``k`` of our updates (each: sample batch_size * utd, update)."""
-    cfg = load_sac_config({"n_critics": n_critics, "utd": utd, "layer_norm": layer_norm, "device": "cpu", "precision": precision})
+def ours(env: gym.Env, data: list[tuple], n_critics: int, utd: int = 1, **sac):
+    """A function doing ``k`` of our updates (each: sample batch_size * utd, update); ``sac``: SACConfig overrides."""
+    cfg = load_sac_config({"n_critics": n_critics, "utd": utd, "device": "cpu", **sac})
     agent = SACAgent(env.observation_space, env.action_space, cfg)
     buffer = ReplayBuffer(env.observation_space, env.action_space.shape[0], capacity=len(data))
     for transition in data:
@@ -100,8 +101,8 @@ def rate(run, k: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=300, help="updates per timing round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--updates", type=int, default=200, help="updates per timing round")
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads, for every learner")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -111,16 +112,22 @@ def main() -> None:
     data = collect(env, 5_000)
     runs = {"ours_ensemble2": ours(env, data, 2), "sb3": sb3(env, data),
             "ours_ensemble2_bf16": ours(env, data, 2, precision="bf16"),
+            "ours_ensemble2_compiled": ours(env, data, 2, compile=True),
+            "ours_ensemble2_compiled_bf16": ours(env, data, 2, compile=True, precision="bf16"),
             "ours_ensemble2_no_layernorm": ours(env, data, 2, layer_norm=False),
-            "ours_ensemble10": ours(env, data, 10), "sb3_critics10": sb3(env, data, 10)}
+            "ours_ensemble10": ours(env, data, 10), "ours_ensemble10_compiled_bf16": ours(env, data, 10, compile=True, precision="bf16"),
+            "sb3_critics10": sb3(env, data, 10)}
     pairs = {"ensemble2": ("ours_ensemble2", "sb3"),
              "ensemble2_bf16": ("ours_ensemble2_bf16", "sb3"),  # precision: bf16 (autocast); SB3 has no such mode
+             "ensemble2_compiled": ("ours_ensemble2_compiled", "sb3"),
+             "ensemble2_compiled_bf16": ("ours_ensemble2_compiled_bf16", "sb3"),
              "ensemble2_no_layernorm": ("ours_ensemble2_no_layernorm", "sb3"),  # SB3's exact architecture
              "ensemble10": ("ours_ensemble10", "sb3_critics10"),
+             "ensemble10_compiled_bf16": ("ours_ensemble10_compiled_bf16", "sb3_critics10"),
              "ensemble10_vs_sb3_2_critics": ("ours_ensemble10", "sb3")}
     rlpd = ours(env, data, 10, utd=20)
     for run in runs.values():
-        run(20)  # warm-up: allocator, optimizer state
+        run(20)  # warm-up: allocator, optimizer state, and torch.compile's compilation
     # Rounds time every method back to back; ratios are taken within a round, then the median over rounds, so
     # a slow spell on a shared machine hits both sides of a ratio alike.
     rates: dict[str, list[float]] = {name: [] for name in runs}
@@ -148,7 +155,9 @@ def main() -> None:
         "updates_per_s_rounds": {name: [round(x, 1) for x in r] for name, r in rates.items()},
         "ratio_vs_sb3": ratios,  # median over rounds of the within-round ratio
         "goal": "ours (ensemble 2) >= 1.5x SB3 updates/s",
-        "goal_met": {"fp32 (default)": bool(ratios["ensemble2"] >= 1.5), "bf16": bool(ratios["ensemble2_bf16"] >= 1.5)},
+        "goal_met": {"fp32 (default)": bool(ratios["ensemble2"] >= 1.5), "bf16": bool(ratios["ensemble2_bf16"] >= 1.5),
+                     "compile": bool(ratios["ensemble2_compiled"] >= 1.5),
+                     "compile + bf16": bool(ratios["ensemble2_compiled_bf16"] >= 1.5)},
         "rlpd_n10_utd20": {"critic_updates_per_s": round(20 * rlpd_rate, 1), "env_steps_per_s": round(rlpd_rate, 2)},
     })
 

@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# EGL/OSMesa for headless MuJoCo rendering, libusb for pyrealsense2.
-APT_PACKAGES="libegl1 libgl1 libegl-mesa0 libgles2 libosmesa6 libusb-1.0-0"
+# EGL/OSMesa for headless MuJoCo rendering, libusb for pyrealsense2, g++ and Python's headers for torch.compile
+# (the SAC learner's compile: true builds its kernels in C++).
+APT_PACKAGES="libegl1 libgl1 libegl-mesa0 libgles2 libosmesa6 libusb-1.0-0 g++"
 python3 -c "import venv, ensurepip" 2>/dev/null || APT_PACKAGES="$APT_PACKAGES python3-venv"
+python3 -c "import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))" 2>/dev/null \
+    || APT_PACKAGES="$APT_PACKAGES python3-dev"
 missing=""
 for pkg in $APT_PACKAGES; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

@@ -50,8 +50,8 @@ class SACConfig(StrictModel):
     gripper_values: list[float] = Field(default_factory=lambda: [-1.0, 1.0], min_length=2)
     gripper_epsilon: float = Field(0.1, ge=0, le=1)  # epsilon-greedy gripper exploration in act()
     # bf16: matmuls under autocast in bfloat16 (CPUs with AVX512-BF16 or AMX, CUDA Ampere and newer); weights,
-    # optimizer state, losses and the policy's distribution stay float32. Measured: 1.18x fp32's updates/s on an
-    # AVX512-BF16 CPU at 256x256 (bench/sac_throughput.py).
+    # optimizer state, losses and the policy's distribution stay float32. With compile: 1.3x fp32 eager's
+    # updates/s on an AVX512-BF16 CPU at 256x256, without: 1.0-1.1x (bench/sac_throughput.py).
     precision: Literal["fp32", "bf16"] = "fp32"
     # torch.compile the critic and actor losses (forward and backward fused into generated kernels). The first
     # update compiles for ~20-30 s (cached on disk after); needs a C++ compiler on CPU. Same math as eager.
