@@ -24,6 +24,15 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[dev,learn,hardware,ros]"
+# Exact versions from requirements.lock (what CI ran). A robot with its own CUDA torch keeps it:
+# ROBOTRL_KEEP_TORCH=1 drops the lock's CPU torch pin, and pyproject's range (torch 2.x) accepts the installed one.
+LOCK=requirements.lock
+if [ "${ROBOTRL_KEEP_TORCH:-0}" = 1 ]; then
+    LOCK="$(mktemp)"
+    grep -v '^torch==' requirements.lock > "$LOCK"
+fi
+.venv/bin/python -m pip install -q -c "$LOCK" pip
+# setuptools announces every editable install ("Editable installation ... be careful with folders"): not a problem.
+PYTHONWARNINGS="ignore:Editable installation" \
+    .venv/bin/python -m pip install -q -c "$LOCK" -e ".[dev,learn,hardware,ros,bench]"
 echo "robotrl installed in .venv (activate with: source .venv/bin/activate)"
