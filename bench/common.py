@@ -1,36 +1,99 @@
-"""Shared by the benchmarks: where results go and how they are written."""
+"""Shared by the benchmarks: where results go, what they record about the machine, how they are written.
+
+A benchmark writes to out/bench/ unless told otherwise; only ``--update`` rewrites the committed bench/results/.
+Every JSON records the git commit, the CPU model and its relevant flags, and the package versions, because speed
+and even fp32 learning curves differ between CPUs (AMD and Intel here) and between mujoco and torch versions.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
+import re
+import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"  # the committed results: written only with --update
+DEFAULT_OUT = ROOT / "out" / "bench"
+PACKAGES = ("mujoco", "torch", "numpy", "gymnasium", "zarr", "stable-baselines3", "ros-kilted-rclpy")
+# CPU features that change what the learners' fast paths can do (bf16 matmuls, wide vectors).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    """--out-dir and --update, the same for every benchmark."""
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT,
+                        help=f"where the JSON and plots go (default: {DEFAULT_OUT.relative_to(ROOT)}/)")
+    parser.add_argument("--update", action="store_true",
+                        help="write the committed results in bench/results/ instead (do this to publish a new figure)")
+
+
+def out_dir(args: argparse.Namespace) -> Path:
+    folder = RESULTS if args.update else args.out_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def cpu() -> dict:
+    """Model name and the relevant feature flags, from /proc/cpuinfo (Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor() or "unknown", "flags": []}
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+    flags = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
+    have = set(flags.group(1).split()) if flags else set()
+    return {"model": model.group(1).strip() if model else "unknown", "flags": [f for f in CPU_FLAGS if f in have]}
+
+
+def cpu_slug() -> str:
+    """A file-name-safe short name of this CPU, e.g. 'intel-xeon-processor' (results that hold per CPU)."""
+    model = re.sub(r"\((r|tm)\)|cpu|@.*$|\d+-core processor", "", cpu()["model"].lower())
+    return re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "unknown-cpu"
+
+
+def git_commit() -> dict:
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def packages() -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
 
 
 def machine() -> dict:
-    import mujoco
-    import os
-
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "mujoco": mujoco.__version__, "date": time.strftime("%Y-%m-%d")}
+    return {"cpu": cpu(), "cpu_count": os.cpu_count(), "git": git_commit(), "packages": packages(),
+            "platform": platform.platform(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
 
 
-def write_result(name: str, result: dict) -> Path:
-    """Write bench/results/<name>.json and print it (last, so logs end with the figures)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(folder: Path, name: str, result: dict) -> Path:
+    """Write FOLDER/<name>.json and print it (last, so logs end with the figures)."""
+    path = folder / f"{name}.json"
     text = json.dumps({"benchmark": name, "machine": machine(), **result}, indent=2, default=_jsonable)
     path.write_text(text + "\n")
     print(text)
+    print(f"wrote {path}")
     return path
 
 
 def _jsonable(x):
     if isinstance(x, (np.floating, np.integer)):
         return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
     raise TypeError(type(x))

@@ -1,6 +1,6 @@
 """Scripted experts over many seeded episodes (the full count behind the >= 95 % goal; CI tests run 20).
 
-    python bench/experts.py --episodes 100     # writes bench/results/experts.json
+    python bench/experts.py --episodes 100     # writes out/bench/experts.json (--update: bench/results/)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 import robotrl  # noqa: F401  (registers the envs)
-from common import write_result
+from common import add_output_args, out_dir, write_result
 from robotrl.envs import ENVS
 from robotrl.experts import make_expert
 
@@ -25,6 +25,7 @@ CASES = [(env_id, {}) for env_id in ENVS] + [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=100, help="seeded episodes per task (default: 100)")
+    add_output_args(parser)
     args = parser.parse_args()
     rows = []
     for env_id, overrides in CASES:
@@ -45,7 +46,7 @@ def main() -> None:
                      "success_rate": float(np.mean(wins)), "failed_seeds": [s for s, w in enumerate(wins) if not w],
                      "mean_steps": float(np.mean(lengths)), "mean_safety_cost": float(np.mean(costs))})
         print(f"{env_id} {overrides}: {np.mean(wins):.0%}")
-    write_result("experts", {"goal": "success_rate >= 0.95 for every task", "goal_met": all(r["success_rate"] >= 0.95 for r in rows), "results": rows})
+    write_result(out_dir(args), "experts", {"goal": "success_rate >= 0.95 for every task", "goal_met": all(r["success_rate"] >= 0.95 for r in rows), "results": rows})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Fly in Seconds" trains a Crazyflie hover in 18 s, 300k steps (TD3, a laptop) wit
 for the drone's microcontroller; this runs the same width. The JSON is rewritten after every seed, so a stopped
 run keeps what it finished.
 
-    python bench/quad_hover.py                  # writes bench/results/quad_hover.{json,png}
+    python bench/quad_hover.py                  # writes out/bench/quad_hover.{json,png} (--update: bench/results/)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
-from common import RESULTS, write_result
+from common import add_output_args, out_dir, write_result
 
 ENV_ID = "robotrl/QuadHover-v0"
 TARGET = 0.9
@@ -46,7 +46,7 @@ def job(spec: tuple[int, argparse.Namespace]) -> tuple[int, dict]:
                   "cpu_s": cpu if hit else None, "confirm_success": confirm, "curve": curve}
 
 
-def plot(runs: dict[int, dict]) -> None:
+def plot(runs: dict[int, dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,7 +60,7 @@ def plot(runs: dict[int, dict]) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "quad_hover.png", dpi=120)
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64, help="MLP width (actor and critics)")
     parser.add_argument("--eval-every", type=int, default=5000)
     parser.add_argument("--robot", default="crazyflie")
+    add_output_args(parser)
     args = parser.parse_args()
     runs: dict[int, dict] = {}
     with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
@@ -80,8 +81,8 @@ def main() -> None:
             print(f"seed {seed}: {r['steps_to_hover']} steps, {r['wall_s']} s wall, {r['cpu_s']} s CPU, "
                   f"confirmed {r['confirm_success']}", flush=True)
             hovered = [r for r in runs.values() if r["steps_to_hover"] is not None]
-            plot(runs)
-            write_result("quad_hover", {
+            plot(runs, out_dir(args) / "quad_hover.png")
+            write_result(out_dir(args), "quad_hover", {
                 "env": ENV_ID, "robot": args.robot, "budget": args.budget, "utd": args.utd, "hidden": args.hidden,
                 "seeds": args.seeds, "finished": sorted(runs), "hovered": len(hovered),
                 "mean_steps_to_hover": sum(r["steps_to_hover"] for r in hovered) / len(hovered) if hovered else None,

@@ -18,7 +18,7 @@ Transport settings come from the environment (RMW_IMPLEMENTATION, FASTDDS_DEFAUL
 process inherits them, and the result records them.
 Needs the ros extra (pip install -e '.[ros]'); the default policy (SAC's MLP actor) needs torch (the learn extra).
 
-    python bench/ros_latency.py                 # writes bench/results/ros_latency.json
+    python bench/ros_latency.py                 # writes out/bench/ros_latency.json (--update: bench/results/)
     python bench/ros_latency.py --seconds 5     # a quicker look
 """
 
@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from common import write_result
+from common import add_output_args, out_dir, write_result
 from robotrl.interfaces import ArmCommand, CameraIntrinsics, Frame
 
 if TYPE_CHECKING:
@@ -418,6 +418,7 @@ def main() -> None:
                         help="sac: SACAgent.act, the MLP a learning actor runs (default); scripted: the task's expert")
     parser.add_argument("--role", choices=["bench", "actor", "frames"], default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=50.0, help=argparse.SUPPRESS)
+    add_output_args(parser)
     args = parser.parse_args()
     try:
         import rclpy
@@ -460,7 +461,7 @@ def main() -> None:
     result["goal_met"] = {"latency": bool(result["latency"]["50"]["added_ms"]["p99"] < GOAL_ADDED_P99_MS),
                           "images": result["images"]["total_dropped"] == 0}
     print(table(result))
-    write_result("ros_latency", result)
+    write_result(out_dir(args), "ros_latency", result)
 
 
 if __name__ == "__main__":

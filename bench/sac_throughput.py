@@ -11,9 +11,11 @@ matmuls under autocast, fp32 weights and losses, for CPUs with AVX512-BF16 or AM
 Ensemble 10 is also set against SB3 with ``n_critics=10`` (its critics run one after another). The methods are
 timed in alternating rounds and ratios taken within a round (median reported), so load from other processes
 hits both sides alike. Also reported: critic updates/s in the RLPD setting (10 critics, UTD 20).
+Speed holds per CPU model: each run writes sac_throughput_<cpu>.json, with the CPU model and flags inside.
+SB3 comes with the bench extra (scripts/install.sh installs it). `robotrl bench learner` runs the same timing
+for one user's learner config and task, without SB3.
 
-    python bench/sac_throughput.py              # writes bench/results/sac_throughput.json
-    pip install stable-baselines3 --no-deps     # the baseline (torch is already installed)
+    python bench/sac_throughput.py              # writes out/bench/sac_throughput_<cpu>.json (--update: bench/results/)
 """
 
 from __future__ import annotations
@@ -21,63 +23,38 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
 import gymnasium as gym
-import numpy as np
 import torch
 
-from common import write_result
-from robotrl.learning import ReplayBuffer, SACAgent, load_sac_config
+from common import add_output_args, cpu_slug, out_dir, write_result
+from robotrl.learning import ReplayBuffer
+from robotrl.learning.throughput import Run, collect, interleaved, rate, ratio, updater
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 BATCH = 256
 
 
-def collect(env: gym.Env, steps: int, seed: int = 0) -> list[tuple]:
-    """Random-action transitions from the real env (both learners train on the same ones)."""
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    out = []
-    for _ in range(steps):
-        action = env.action_space.sample()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        out.append((obs, action, reward, next_obs, terminated))
-        obs = next_obs if not (terminated or truncated) else env.reset()[0]
-    return out
+def ours(env: gym.Env, buffer: ReplayBuffer, n_critics: int, utd: int = 1, **sac) -> Run:
+    return updater(env, buffer, {"n_critics": n_critics, "utd": utd, "batch_size": BATCH, "device": "cpu", **sac})
 
 
-def ours(env: gym.Env, data: list[tuple], n_critics: int, utd: int = 1, **sac):
-    """A function doing ``k`` of our updates (each: sample batch_size * utd, update); ``sac``: SACConfig overrides."""
-    cfg = load_sac_config({"n_critics": n_critics, "utd": utd, "device": "cpu", **sac})
-    agent = SACAgent(env.observation_space, env.action_space, cfg)
-    buffer = ReplayBuffer(env.observation_space, env.action_space.shape[0], capacity=len(data))
-    for transition in data:
-        buffer.add(*transition)
-    rng = np.random.default_rng(0)
-
-    def run(k: int) -> None:
-        for _ in range(k):
-            agent.update(buffer.sample(BATCH * utd, rng))
-
-    return run
-
-
-def sb3(env: gym.Env, data: list[tuple], n_critics: int = 2):
+def sb3(env: gym.Env, buffer: ReplayBuffer, n_critics: int = 2) -> Run:
     from stable_baselines3 import SAC
     from stable_baselines3.common.logger import configure
 
     flat = gym.wrappers.FlattenObservation(env)
-    model = SAC("MlpPolicy", flat, learning_rate=3e-4, buffer_size=len(data), learning_starts=0, batch_size=BATCH,
+    model = SAC("MlpPolicy", flat, learning_rate=3e-4, buffer_size=buffer.size, learning_starts=0, batch_size=BATCH,
                 tau=0.005, gamma=0.97, policy_kwargs={"net_arch": [256, 256], "n_critics": n_critics}, device="cpu",
                 seed=0, verbose=0)
     model.set_logger(configure(None, []))  # train() logs; a logger with no outputs keeps that cheap
     space = env.observation_space
-    for obs, action, reward, next_obs, terminated in data:
+    for i in range(buffer.size):  # the very transitions ours samples from
+        obs, next_obs = ({k: v[i] for k, v in d.items()} for d in (buffer.obs, buffer.next_obs))
         model.replay_buffer.add(gym.spaces.flatten(space, obs)[None], gym.spaces.flatten(space, next_obs)[None],
-                                action[None], np.array([reward]), np.array([terminated]), [{}])
+                                buffer.action[i][None], buffer.reward[i:i + 1], buffer.done[i:i + 1], [{}])
 
     def run(k: int) -> None:
         model.train(gradient_steps=k, batch_size=BATCH)  # k x (sample, critic, actor, entropy coef, Polyak)
@@ -93,23 +70,18 @@ def cpu_pressure() -> str | None:
         return None
 
 
-def rate(run, k: int) -> float:
-    start = time.perf_counter()
-    run(k)
-    return k / (time.perf_counter() - start)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--updates", type=int, default=200, help="updates per timing round")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads, for every learner")
+    add_output_args(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     pressure_before = cpu_pressure()
     env = gym.make(ENV_ID)
-    data = collect(env, 5_000)
+    data = collect(env, 5_000)  # one buffer: every learner samples the same transitions
     runs = {"ours_ensemble2": ours(env, data, 2), "sb3": sb3(env, data),
             "ours_ensemble2_bf16": ours(env, data, 2, precision="bf16"),
             "ours_ensemble2_compiled": ours(env, data, 2, compile=True),
@@ -126,31 +98,20 @@ def main() -> None:
              "ensemble10_compiled_bf16": ("ours_ensemble10_compiled_bf16", "sb3_critics10"),
              "ensemble10_vs_sb3_2_critics": ("ours_ensemble10", "sb3")}
     rlpd = ours(env, data, 10, utd=20)
-    for run in runs.values():
-        run(20)  # warm-up: allocator, optimizer state, and torch.compile's compilation
-    # Rounds time every method back to back; ratios are taken within a round, then the median over rounds, so
-    # a slow spell on a shared machine hits both sides of a ratio alike.
-    rates: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            rates[name].append(rate(run, args.updates))
+    rates = interleaved(runs, args.rounds, args.updates)
     median = {name: statistics.median(r) for name, r in rates.items()}
-    ratios = {key: round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 2)
-              for key, (a, b) in pairs.items()}
+    ratios = {key: round(ratio(rates, a, b), 2) for key, (a, b) in pairs.items()}
     rlpd(1)
     rlpd_rate = statistics.median(rate(rlpd, max(args.updates // 20, 5)) for _ in range(3))
 
-    import stable_baselines3
-
-    write_result("sac_throughput", {
+    # Speed holds per CPU: one result file per CPU model, side by side.
+    write_result(out_dir(args), f"sac_throughput_{cpu_slug()}", {
         "env": ENV_ID,
         "obs_dim": int(gym.spaces.flatdim(env.observation_space)),
         "act_dim": int(env.action_space.shape[0]),
         "batch_size": BATCH,
-        "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "cpu_pressure": {"before": pressure_before, "after": cpu_pressure()},
-        "stable_baselines3": stable_baselines3.__version__,
         "updates_per_s": {name: round(v, 1) for name, v in median.items()},
         "updates_per_s_rounds": {name: [round(x, 1) for x in r] for name, r in rates.items()},
         "ratio_vs_sb3": ratios,  # median over rounds of the within-round ratio

@@ -4,7 +4,7 @@ demos. Peer: Stable-Baselines3 SAC with its defaults on the same env and budget,
 same demos put in its replay buffer. 3 seeds each; a run that never reaches 90 % counts as its budget.
 Jobs run two at a time (one per core) in spawned processes.
 
-    python bench/sample_efficiency.py            # writes bench/results/sample_efficiency.{json,png}
+    python bench/sample_efficiency.py            # writes out/bench/sample_efficiency.{json,png} (--update: bench/results/)
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import robotrl  # noqa: F401,I001  first: registers the envs and selects headles
 
 import numpy as np
 
-from common import RESULTS, write_result
+from common import add_output_args, out_dir, write_result
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 ENV_KWARGS = {"reward": "sparse"}
 TARGET = 0.9
 # Our learner's configurations, as RunConfig overrides: the default, and the fast path of bench/sac_throughput.py
-# (run it with --methods ours_compiled_bf16 --out NAME to check that the fast path learns as well).
+# (run it with --methods ours_compiled_bf16 --name NAME to check that the fast path learns as well).
 OURS = {"ours": {}, "ours_compiled_bf16": {"sac": {"compile": True, "precision": "bf16"}}}
 
 
@@ -141,7 +141,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--methods", default="ours,sb3,sb3_with_demos", help=f"of {', '.join([*OURS, 'sb3', 'sb3_with_demos'])}")
-    parser.add_argument("--out", default="sample_efficiency", help="result name: bench/results/OUT.{json,png}")
+    parser.add_argument("--name", default="sample_efficiency", help="result name: NAME.{json,png}")
+    add_output_args(parser)
     args = parser.parse_args()
     specs = [(m, s, args) for m in args.methods.split(",") for s in range(args.seeds)]
     results: dict[str, dict[int, list]] = {}
@@ -153,8 +154,8 @@ def main() -> None:
     summary = {m: {"steps_to_90": s, "mean": float(np.mean(s)), "reached": sum(x < args.budget or
                any(c["success"] >= TARGET for c in results[m][i]) for i, x in enumerate(s))} for m, s in steps.items()}
     ratios = {f"{m}_over_ours": summary[m]["mean"] / summary["ours"]["mean"] for m in summary if m.startswith("sb3") and "ours" in summary}
-    plot(results, RESULTS / f"{args.out}.png")
-    write_result(args.out, {
+    plot(results, out_dir(args) / f"{args.name}.png")
+    write_result(out_dir(args), args.name, {
         "env": ENV_ID, "reward": "sparse", "observations": "state", "target_success": TARGET, "budget": args.budget,
         "settings": {"variants": OURS, "ours": {"demos": args.demos, "utd": args.utd, "n_critics": 2, "batch_size": 256, "discount": 0.97, "discrete_gripper": True},
                      "sb3": "SAC defaults (MultiInputPolicy, UTD 1, gamma 0.99, batch 256, learning_starts 100)"},

@@ -4,7 +4,7 @@ overhead = (wall time of one env step) / (wall time of the same number of physic
 mj_step(nstep=N) call in C). Everything an env step adds -- controllers running inside the physics
 steps, safety filter, observation dict, reward -- is in the numerator. Goal: <= 2 for the arm and the quad.
 
-    python bench/twin_speed.py            # writes bench/results/twin_speed.json
+    python bench/twin_speed.py            # writes out/bench/twin_speed.json (--update: bench/results/)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 from tqdm import tqdm
 
-from common import write_result
+from common import add_output_args, out_dir, write_result
 from robotrl.sim.camera import TwinCamera
 
 CASES = {"arm": ("robotrl/ArmPickCube-v0", ["front", "wrist"]), "quad": ("robotrl/QuadHover-v0", ["chase", "world"])}
@@ -94,6 +94,7 @@ def camera_fps(env_id: str, cameras: list[str], size: int, seconds: float) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="wall time per measurement (default: 3)")
+    add_output_args(parser)
     args = parser.parse_args()
     result: dict = {"goal": "overhead_vs_raw <= 2 for arm and quad", "cases": {}}
     for name, (env_id, cams) in tqdm(CASES.items(), desc="twin speed"):
@@ -101,7 +102,7 @@ def main() -> None:
         case["camera_fps"] = {f"{s}x{s}": camera_fps(env_id, cams, s, args.seconds) for s in (96, 128)}
         result["cases"][name] = case
     result["goal_met"] = all(c["overhead_vs_raw"] <= 2.0 for c in result["cases"].values())
-    write_result("twin_speed", result)
+    write_result(out_dir(args), "twin_speed", result)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ noise takes over for 5 steps when the gripper has not come closer to a cube stil
 robotrl.interventions.CubeDrift). Reports env steps to 90 % evaluation success, and draws success and
 intervention-rate curves.
 
-    python bench/with_human.py                  # writes bench/results/with_human.{json,png}
+    python bench/with_human.py                  # writes out/bench/with_human.{json,png} (--update: bench/results/)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import robotrl  # noqa: F401,I001  first: registers the envs and selects headles
 
 import numpy as np
 
-from common import RESULTS, write_result
+from common import add_output_args, out_dir, write_result
 from robotrl.runtime.train import RunConfig
 from sample_efficiency import ENV_ID, TARGET, ours, steps_to_target
 
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--takeover-penalty", type=float, default=RunConfig.model_fields["takeover_penalty"].default,
                         help="reward charged to the policy step a human took over after (RLIF); 0: none")
+    add_output_args(parser)
     args = parser.parse_args()
     results: dict[str, dict[int, list]] = {}
     specs = [(h, s, args) for h in ("none", "scripted") for s in range(args.seeds)]
@@ -64,8 +65,8 @@ def main() -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "with_human.png", dpi=120)
-    write_result("with_human", {
+    fig.savefig(out_dir(args) / "with_human.png", dpi=120)
+    write_result(out_dir(args), "with_human", {
         "env": ENV_ID, "budget": args.budget, "demos": args.demos, "utd": args.utd,
         "steps_to_90": steps, "mean_steps_to_90": {h: float(np.mean(s)) for h, s in steps.items()},
         "goal": "interventions cut the env steps to 90 % versus no interventions",
