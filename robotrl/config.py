@@ -27,6 +27,19 @@ def configs_dir() -> Path:
     return Path(str(resources.files("robotrl.configs")))
 
 
+def config_path(name_or_path: str | Path, kind: str) -> Path:
+    """A config given as a file (a .yaml path, or any existing file) or by name: configs/<kind>/<name>.yaml,
+    found from any working directory (``kind``: tasks, learners, graphs)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return path
+    path = configs_dir() / kind / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (configs_dir() / kind).glob("*.yaml"))
+        raise ConfigError(f"no config {name_or_path!r} in configs/{kind}/; known: {', '.join(known)} (or give a .yaml path)")
+    return path
+
+
 def _deep_merge(base: dict, over: Mapping) -> dict:
     out = dict(base)
     for key, value in over.items():
@@ -84,7 +97,7 @@ def load_config(model: type[M], *sources: str | Path | Mapping[str, Any] | None)
             key = ".".join(str(p) for p in err["loc"])
             src = next((origin[k] for k in _prefixes(key) if k in origin), "config")
             lines.append(f"{src}: {_describe(err)}")
-        raise ConfigError(f"invalid {model.__name__}:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(f"invalid {model.__name__}: " + "; ".join(lines)) from None  # one line: CLI errors are one line
 
 
 def _flat_keys(data: Mapping, prefix: str = "") -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import model_validator
 
-from robotrl.config import ConfigError, StrictModel, configs_dir, load_config
+from robotrl.config import StrictModel, config_path, load_config
 from robotrl.ros.nodes import PARAMETERS
 
 
@@ -52,14 +52,7 @@ class Graph(StrictModel):
 
 
 def graph_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        return path
-    path = configs_dir() / "graphs" / f"{name_or_path}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in (configs_dir() / "graphs").glob("*.yaml"))
-        raise ConfigError(f"no graph {name_or_path!r}; known graphs: {', '.join(known)} (or give a .yaml path)")
-    return path
+    return config_path(name_or_path, "graphs")
 
 
 def load_graph(name_or_path: str | Path) -> Graph:
