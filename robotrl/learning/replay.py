@@ -54,9 +54,21 @@ class ReplayBuffer:
 
     def add_episode(self, episode: Episode) -> None:
         obs = as_obs_dict(episode["obs"])
+        self.check(obs, episode["action"])
         for t in range(len(episode["action"])):
             self.add({k: v[t] for k, v in obs.items()}, episode["action"][t], episode["reward"][t],
                      {k: v[t + 1] for k, v in obs.items()}, episode["terminated"][t])
+
+    def check(self, obs: Mapping[str, np.ndarray], action: np.ndarray) -> None:
+        """ValueError naming the first observation or action that does not fit this buffer (rows of ``obs`` and
+        ``action`` are steps), e.g. for an episode recorded on another task."""
+        for key, buf in self.obs.items():
+            if key not in obs:
+                raise ValueError(f"observation {key!r} missing (the episode has {', '.join(sorted(obs))})")
+            if obs[key].shape[1:] != buf.shape[1:]:
+                raise ValueError(f"observation {key!r} has shape {obs[key].shape[1:]}, not {buf.shape[1:]}")
+        if action.shape[1:] != self.action.shape[1:]:
+            raise ValueError(f"actions have shape {action.shape[1:]}, not {self.action.shape[1:]}")
 
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         """``n`` transitions uniformly with replacement."""

@@ -297,8 +297,9 @@ def _split(batch: Batch, k: int) -> list[Batch]:
     return parts
 
 
-def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> tuple[float, float]:
-    """(success rate, mean return) of the deterministic policy over ``episodes`` fixed-seed episodes."""
+def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> tuple[float | None, float]:
+    """(success rate, mean return) of the deterministic policy over ``episodes`` fixed-seed episodes. The rate
+    is over the episodes whose last step reported success: None for envs that report none."""
     wins, returns = [], []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
@@ -306,6 +307,8 @@ def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int = 10_000) -
         while not done:
             obs, reward, terminated, truncated, info = env.step(agent.act(obs, deterministic=True))
             ret, done = ret + float(reward), terminated or truncated
-        wins.append(bool(info.get("success", info.get("is_success", False))))
+        flag = info.get("success", info.get("is_success"))  # gymnasium-robotics: is_success (make_env renames it)
+        if flag is not None:
+            wins.append(bool(flag))
         returns.append(ret)
-    return float(np.mean(wins)), float(np.mean(returns))
+    return (float(np.mean(wins)) if wins else None), float(np.mean(returns))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+import numpy as np
 
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
 from robotrl.interventions import InterventionWrapper
-from robotrl.learning.sac import SACAgent
-from robotrl.runtime.transport import WeightsTransport
+
+if TYPE_CHECKING:  # type hints only: rollout and record, which make envs here, need no torch
+    from robotrl.learning.sac import SACAgent
+    from robotrl.runtime.transport import WeightsTransport
 
 
 class Actor:
@@ -22,7 +26,7 @@ class Actor:
         episode seed sequence and the random warm-up where they stopped."""
         self.env, self.agent, self.transport = env, agent, transport
         self.recorder = EpisodeRecorder(store)
-        self.task, self.robot = task, str(getattr(getattr(env.unwrapped, "config", None), "robot", ""))
+        self.task, self.robot = task, robot_name(env)
         self.random_steps, self.poll_every, self.seed = random_steps, poll_every, seed
         self.weights_version = -1
         self.env_steps, self.episodes = resume_at
@@ -61,7 +65,7 @@ class Actor:
         obs, reward, terminated, truncated, info = self.env.step(action)
         intervened = bool(info.get("intervention", False))
         executed = info.get("action", action)
-        success = bool(info.get("success", info.get("is_success", False)))  # envs that report none: never
+        success = bool(info.get("success"))  # envs that report none: never (see SuccessInfo)
         self.recorder.step(executed, reward, obs, terminated, intervention=intervened, success=success)
         self._obs, self._return = obs, self._return + float(reward)
         self._intervened |= intervened
@@ -78,6 +82,11 @@ class Actor:
         return summary
 
 
+def robot_name(env: gym.Env) -> str:
+    """The robot a robotrl task runs ("" for other envs): stored with every episode."""
+    return str(getattr(getattr(env.unwrapped, "config", None), "robot", ""))
+
+
 class DictObservation(gym.ObservationWrapper):
     """A Box-observation env (any gymnasium env) seen as ``{"state/obs": obs}``: the episode store, replay and
     networks all speak observation dicts."""
@@ -90,15 +99,53 @@ class DictObservation(gym.ObservationWrapper):
         return {"state/obs": obs}
 
 
-def make_env(env_id: str, env_kwargs: dict) -> gym.Env:
-    """``gym.make`` for any registered env, Dict observations or not."""
-    env = gym.make(env_id, **env_kwargs)
+class SuccessInfo(gym.Wrapper):
+    """An env's success flag as ``info["success"]`` (a bool), the one key robotrl reads; absent when the env
+    reports none. ``key``: where the env reports it; None: "success", or "is_success" (gymnasium-robotics)."""
+
+    def __init__(self, env: gym.Env, key: str | None = None):
+        super().__init__(env)
+        self.key = key
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        flag = info.get(self.key) if self.key else info.get("success", info.get("is_success"))
+        info = {k: v for k, v in info.items() if k not in ("success", "is_success")}
+        if flag is not None:
+            info["success"] = bool(flag)
+        return obs, reward, terminated, truncated, info
+
+
+def success_rate(flags: list[bool | None]) -> float | None:
+    """Mean of the success flags episodes reported (``info.get("success")``); None when the env reports none."""
+    reported = [f for f in flags if f is not None]
+    return float(np.mean(reported)) if reported else None
+
+
+def postfix(success: float | None, ret: float) -> dict[str, str]:
+    """A progress bar's score: the success rate, or the mean return where the env reports no success."""
+    return {"return": f"{ret:.1f}"} if success is None else {"success": f"{success:.0%}"}
+
+
+def check_env_id(env_id: str) -> None:
+    """A one-line error for an id gymnasium does not know, naming the closest registered ones."""
+    if env_id in gym.registry or ":" in env_id:  # "module:Env-v0" registers its env on import
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.7)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise ValueError(f"unknown env id {env_id!r}; {hint}`robotrl envs` lists robotrl's tasks, any registered gymnasium id works")
+
+
+def make_env(env_id: str, env_kwargs: dict, success_key: str | None = None) -> gym.Env:
+    """``gym.make`` for any registered env, with Dict observations and its success flag in ``info["success"]``."""
+    check_env_id(env_id)
+    env = SuccessInfo(gym.make(env_id, **env_kwargs), success_key)
     return env if isinstance(env.observation_space, gym.spaces.Dict) else DictObservation(env)
 
 
-def make_actor_env(env_id: str, env_kwargs: dict, human: str, seed: int) -> gym.Env:
+def make_actor_env(env_id: str, env_kwargs: dict, human: str, seed: int, success_key: str | None = None) -> gym.Env:
     """The training env, with the scripted human wrapped around it when ``human == "scripted"``."""
-    env = make_env(env_id, env_kwargs)
+    env = make_env(env_id, env_kwargs, success_key)
     if human == "none":
         return env
     from robotrl.experts import make_expert

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from robotrl.config import StrictModel, load_config
 from robotrl.data import EpisodeStore
 from robotrl.learning.sac import SACAgent, evaluate, load_sac_config
-from robotrl.runtime.actor import Actor, make_actor_env, make_env
+from robotrl.runtime.actor import Actor, make_actor_env, make_env, postfix
 from robotrl.runtime.learner import Learner, serve
 from robotrl.runtime.transport import FileWeights
 
@@ -42,6 +42,7 @@ class RunConfig(StrictModel):
     eval_every: int = Field(1000, ge=1)
     eval_episodes: int = Field(20, ge=1)
     stop_success: float | None = Field(None, gt=0, le=1)  # stop once an evaluation reaches this success rate
+    success_key: str | None = None  # info key of the env's success flag; None: "success" or "is_success"
 
 
 def load_run(run: Path) -> RunConfig:
@@ -53,14 +54,32 @@ def save_run(cfg: RunConfig, run: Path) -> None:
     (run / "run.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
 
-def _setup(cfg: RunConfig, run: Path, writer: bool = True) -> tuple[gym.Env, SACAgent, Learner, EpisodeStore]:
-    """Env, agent, learner and the run's episode store: opened for writing by the actor's side only."""
-    env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed)
+def _build(cfg: RunConfig) -> tuple[gym.Env, SACAgent, Learner]:
+    """Env, agent and learner (demos loaded): everything that can fail on a bad env id, learner config or demos,
+    with nothing written yet."""
+    env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed, cfg.success_key)
     agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
     learner = Learner(agent, env.observation_space, seed=cfg.seed, takeover_penalty=cfg.takeover_penalty)
     if cfg.demos:
-        learner.add_demos(EpisodeStore(cfg.demos))
-    return env, agent, learner, EpisodeStore(run / "episodes.zarr", mode="a" if writer else "r")
+        _add_demos(learner, cfg.demos, cfg.env)
+    return env, agent, learner
+
+
+def _add_demos(learner: Learner, demos: str, env_id: str) -> None:
+    store = EpisodeStore(demos)
+    if not store.n_episodes:
+        raise ValueError(f"demos {demos}: no complete episodes in the store")
+    try:
+        learner.add_demos(store)
+    except ValueError as exc:  # the replay buffer's shape check: recorded on another task or with other cameras
+        tasks = ", ".join(sorted({m.task for m in store.metas()}))
+        raise ValueError(f"demos {demos} (recorded on {tasks}) do not fit {env_id}: {exc}; record demos on "
+                         f"{env_id} with `robotrl record --env {env_id} --out ...`") from None
+
+
+def _setup(cfg: RunConfig, run: Path, writer: bool = True) -> tuple[gym.Env, SACAgent, Learner, EpisodeStore]:
+    """Env, agent, learner and the run's episode store: opened for writing by the actor's side only."""
+    return *_build(cfg), EpisodeStore(run / "episodes.zarr", mode="a" if writer else "r")
 
 
 def _resume(learner: Learner, run: Path, store: EpisodeStore) -> bool:
@@ -78,14 +97,15 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
     """Train (or resume) the run in ``run``; returns the evaluation history."""
     run = Path(run)
     _flush_denormals()
+    env, agent, learner = _build(cfg)  # a start that fails leaves no run folder behind
     save_run(cfg, run)
-    env, agent, learner, store = _setup(cfg, run)
+    store = EpisodeStore(run / "episodes.zarr", mode="a")
     resumed = _resume(learner, run, store)
     random_steps = cfg.random_steps if cfg.random_steps is not None else (0 if cfg.demos else 1000)
     transport = FileWeights(run / "weights") if processes else None
     actor = Actor(env, agent, store, cfg.env, transport, random_steps=random_steps, seed=cfg.seed,
                   resume_at=(learner.env_steps, store.n_episodes))
-    eval_env = make_env(cfg.env, cfg.env_kwargs)
+    eval_env = make_env(cfg.env, cfg.env_kwargs, cfg.success_key)
     from torch.utils.tensorboard import SummaryWriter
 
     tb = SummaryWriter(str(run / "tb"))
@@ -111,7 +131,8 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
                 if agent.num_updates % 100 == 0:
                     for k, v in stats.items():
                         tb.add_scalar(f"learner/{k}", v, actor.env_steps)
-            if actor.env_steps % cfg.eval_every == 0:
+            # The last step evaluates too: every run has at least one evaluation (a curve, metrics.jsonl).
+            if actor.env_steps % cfg.eval_every == 0 or actor.env_steps == cfg.total_steps:
                 success, ret = evaluate(agent, eval_env, cfg.eval_episodes)
                 row = {"env_steps": actor.env_steps, "success": success, "return": ret, "updates": agent.num_updates,
                        "weights_version": actor.weights_version, "intervention_rate": float(np.mean(rates)) if rates else 0.0,
@@ -120,12 +141,13 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
                 history.append(row)
                 with open(run / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
-                tb.add_scalar("eval/success", success, actor.env_steps)
+                if success is not None:
+                    tb.add_scalar("eval/success", success, actor.env_steps)
                 tb.add_scalar("eval/return", ret, actor.env_steps)
-                bar.set_postfix(success=f"{success:.0%}", updates=agent.num_updates)
+                bar.set_postfix(postfix(success, ret), updates=agent.num_updates)
                 if not processes:
                     learner.save(run / "checkpoint.pt")
-                if cfg.stop_success is not None and success >= cfg.stop_success:
+                if cfg.stop_success is not None and success is not None and success >= cfg.stop_success:
                     break
     finally:
         bar.close()
@@ -179,10 +201,14 @@ def plot_curve(history: list[dict], path: Path, title: str) -> None:
 
     steps = [h["env_steps"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, [h["success"] for h in history], marker="o", label="eval success")
-    if any(h["intervention_rate"] for h in history):
-        ax.plot(steps, [h["intervention_rate"] for h in history], marker=".", label="intervention rate")
-    ax.set(xlabel="env steps", ylabel="rate", ylim=(-0.02, 1.02), title=title)
+    if history[-1]["success"] is None:  # an env with no success flag: its return is the curve
+        ax.plot(steps, [h["return"] for h in history], marker="o", label="eval return")
+        ax.set(xlabel="env steps", ylabel="mean return", title=title)
+    else:
+        ax.plot(steps, [h["success"] for h in history], marker="o", label="eval success")
+        if any(h["intervention_rate"] for h in history):
+            ax.plot(steps, [h["intervention_rate"] for h in history], marker=".", label="intervention rate")
+        ax.set(xlabel="env steps", ylabel="rate", ylim=(-0.02, 1.02), title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -193,20 +219,22 @@ def plot_curve(history: list[dict], path: Path, title: str) -> None:
 def load_agent(run: str | Path) -> tuple[SACAgent, RunConfig]:
     """The trained agent of a run folder (from its checkpoint) and the run's config."""
     run = Path(run)
+    if not run.is_dir():
+        raise ValueError(f"no run folder {run}")
     if not (run / "checkpoint.pt").exists():
         raise ValueError(f"{run}: no checkpoint.pt; train first with `robotrl train sac --out {run}`")
     cfg = load_run(run)
-    env = make_env(cfg.env, cfg.env_kwargs)
+    env = make_env(cfg.env, cfg.env_kwargs, cfg.success_key)
     agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
     Learner(agent, env.observation_space, capacity=1).load(run / "checkpoint.pt")
     env.close()
     return agent, cfg
 
 
-def evaluate_run(run: str | Path, episodes: int, seed: int = 20_000) -> tuple[float, float]:
-    """Success rate and mean return of a run's checkpointed policy on fresh seeds."""
+def evaluate_run(run: str | Path, episodes: int, seed: int = 20_000) -> tuple[float | None, float]:
+    """Success rate (None for an env with no success flag) and mean return of a run's policy on fresh seeds."""
     agent, cfg = load_agent(run)
-    return evaluate(agent, make_env(cfg.env, cfg.env_kwargs), episodes, seed)
+    return evaluate(agent, make_env(cfg.env, cfg.env_kwargs, cfg.success_key), episodes, seed)
 
 
 if __name__ == "__main__":
