@@ -13,8 +13,9 @@ EPILOG = """Examples:
   robotrl rollout --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --video pick.mp4
   robotrl record --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --out demos/pick.zarr
   robotrl data info demos/pick.zarr
-  robotrl train sac --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --out runs/pick
-  robotrl eval --run runs/pick --episodes 20"""
+  robotrl train sac --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --config sac_pick --out runs/pick
+  robotrl eval --run runs/pick --episodes 20
+  robotrl train sac --env Pendulum-v1 --out runs/pendulum    # any gymnasium env; no success flag: scored by return"""
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -33,88 +34,147 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    import gymnasium as gym
     from tqdm import tqdm
 
-    overrides = {}
-    if args.cameras:
-        overrides["cameras"] = args.cameras.split(",")
-    env = gym.make(args.env, config=args.config, render_mode="rgb_array" if (args.video or args.frames) else None, **overrides)
-    policy = make_policy(env, args.policy)
-    video: list[np.ndarray] = []
+    from robotrl.runtime.actor import make_env, postfix, success_rate
+
+    video_path = _video_path(args.video)
+    render = {"render_mode": "rgb_array"} if (args.video or args.frames) else {}
+    env = make_env(args.env, {**task_kwargs(args.env, args.config, args.cameras), **render}, args.success_key)
+    policy = make_policy(env, args.policy, args.env)
     frames_dir = Path(args.frames) if args.frames else None
-    if frames_dir:
-        frames_dir.mkdir(parents=True, exist_ok=True)
-    successes, returns, costs = [], [], []
+    for folder in (video_path.parent if video_path else None, frames_dir):  # now, not after every episode ran
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+    video: list[np.ndarray] = []
+    flags, returns, costs = [], [], []
     bar = tqdm(range(args.episodes), desc=f"{args.policy} on {args.env}", unit="ep", disable=args.quiet)
     for ep in bar:
-        obs, info = env.reset(seed=args.seed + ep)
-        if hasattr(policy, "reset"):
-            policy.reset()
-        done, ret, cost, step = False, 0.0, 0.0, 0
-        while not done:
-            action = policy(obs) if policy is not None else env.action_space.sample()
-            obs, reward, terminated, truncated, info = env.step(action)
-            done, ret, cost, step = terminated or truncated, ret + reward, cost + info["cost"], step + 1
-            if args.video and ep < args.video_episodes:
+        ret, cost = 0.0, 0.0
+        for step, (obs, _, reward, _, info) in enumerate(episode_steps(env, policy, args.seed + ep)):
+            ret, cost = ret + reward, cost + info.get("cost", 0.0)
+            if video_path and ep < args.video_episodes:
                 video.append(env.render())
             if frames_dir and ep < args.video_episodes:
                 _save_frames(frames_dir, ep, step, env.render(), obs)
-        successes.append(info["success"])
+        flags.append(info.get("success"))
         returns.append(ret)
         costs.append(cost)
-        bar.set_postfix(success=f"{np.mean(successes):.0%}")
+        bar.set_postfix(postfix(success_rate(flags), float(np.mean(returns))))
     env.close()
-    if args.video:
+    if video_path:
         import imageio.v3 as iio
 
-        iio.imwrite(args.video, np.stack(video), fps=env.unwrapped.config.control_hz * args.video_speed)
-        print(f"video: {args.video} ({len(video)} frames)")
+        iio.imwrite(video_path, np.stack(video), fps=env.metadata.get("render_fps", 30) * args.video_speed)
+        print(f"video: {video_path} ({len(video)} frames)")
     if frames_dir:
         print(f"frames: {frames_dir}/")
     print(f"env {args.env}  policy {args.policy}  episodes {args.episodes}")
-    print(f"mean return {np.mean(returns):.3f}  mean safety cost {np.mean(costs):.2f}")
-    print(f"success rate {np.mean(successes):.2%}")
+    cost = f"  mean safety cost {np.mean(costs):.2f}" if is_task(args.env) else ""  # other envs report no cost
+    print(_score(success_rate(flags), float(np.mean(returns))) + cost)
     return 0
 
 
-def make_policy(env, name: str):
+def episode_steps(env, policy, seed: int):
+    """One episode of ``policy`` (obs -> action; None: random actions), as (obs, action, reward, terminated,
+    info) per step, after a first (reset obs, None, 0.0, False, reset info)."""
+    obs, info = env.reset(seed=seed)
+    if hasattr(policy, "reset"):
+        policy.reset()
+    yield obs, None, 0.0, False, info
+    done = False
+    while not done:
+        action = policy(obs) if policy is not None else env.action_space.sample()
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        yield obs, action, float(reward), terminated, info
+
+
+def _score(success: float | None, ret: float) -> str:
+    """Mean return, and the success rate where the env reports success."""
+    return f"mean return {ret:.3f}" + ("" if success is None else f"  success rate {success:.2%}")
+
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def _video_path(video: str | None) -> Path | None:
+    """--video checked before any episode runs: a bad name would otherwise fail after all of them."""
+    if video and Path(video).suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--video {video}: name a {' or '.join(VIDEO_SUFFIXES)} file")
+    return Path(video) if video else None
+
+
+def is_task(env_id: str) -> bool:
+    """A robotrl task on the twin (config, cameras, reward type, safety cost), not any other gymnasium env."""
+    return env_id.startswith("robotrl/")
+
+
+def task_kwargs(env_id: str, config: str | None = None, cameras: str | None = None, reward: str | None = None) -> dict:
+    """gym.make keywords of a robotrl task from --config (a file or a configs/tasks/ name), --cameras and
+    --reward; other gymnasium envs take none of them."""
+    from robotrl.config import config_path
+    from robotrl.runtime.actor import check_env_id
+
+    check_env_id(env_id)
+    given = {"--config": config, "--cameras": cameras, "--reward": reward}
+    if not is_task(env_id):
+        if any(given.values()):
+            raise ValueError(f"{' and '.join(k for k, v in given.items() if v)}: for robotrl/* tasks only, not {env_id}")
+        return {}
+    kwargs = {"config": config_path(config, "tasks") if config else None, "cameras": cameras.split(",") if cameras else None,
+              "reward": reward}
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def make_policy(env, name: str, env_id: str):
     """"scripted" (the task's expert), "random" (None: sample the action space) or a run folder (its policy)."""
     if name == "random":
         return None
     if name == "scripted":
-        from robotrl.experts import make_expert
+        from robotrl.experts import EXPERTS, make_expert
 
+        if env_id not in EXPERTS:
+            raise ValueError(f"no scripted expert for {env_id}; use --policy random or a run folder")
         return make_expert(env)
+    if not Path(name).is_dir():
+        raise ValueError(f"no run folder {name}; --policy takes scripted, random or a run folder")
     from robotrl.runtime.train import load_agent
 
     agent, cfg = load_agent(name)
-    if cfg.env != env.spec.id:
-        raise ValueError(f"run {name} was trained on {cfg.env}, not {env.spec.id}")
+    if cfg.env != env_id:
+        raise ValueError(f"run {name} was trained on {cfg.env}, not {env_id}")
     return lambda obs: agent.act(obs, deterministic=True)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    import gymnasium as gym
     from tqdm import tqdm
 
-    from robotrl.data import EpisodeRecorder, EpisodeStore
-    from robotrl.data.store import record_episode
+    from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
+    from robotrl.runtime.actor import make_env, postfix, robot_name, success_rate
 
-    overrides = {"cameras": args.cameras.split(",")} if args.cameras else {}
-    env = gym.make(args.env, config=args.config, **overrides)
-    policy = make_policy(env, args.policy)
+    env = make_env(args.env, task_kwargs(args.env, args.config, args.cameras), args.success_key)
+    policy = make_policy(env, args.policy, args.env)
     store = EpisodeStore(args.out, mode="a")
     recorder = EpisodeRecorder(store)
-    successes = []
+    flags, returns = [], []
     bar = tqdm(range(args.episodes), desc=f"recording {args.policy} -> {args.out}", unit="ep", disable=args.quiet)
     for ep in bar:
-        meta = record_episode(env, policy, recorder, args.seed + ep, args.source, args.env)
-        successes.append(meta.success)
-        bar.set_postfix(success=f"{np.mean(successes):.0%}")
+        ret = 0.0
+        for obs, action, reward, terminated, info in episode_steps(env, policy, args.seed + ep):
+            if action is None:
+                recorder.start(obs)
+            else:
+                recorder.step(action, reward, obs, terminated, success=bool(info.get("success")))
+                ret += reward
+        recorder.finish(EpisodeMeta(source=args.source, task=args.env, robot=robot_name(env),
+                                    success=bool(info.get("success")), ret=ret, seed=args.seed + ep))
+        flags.append(info.get("success"))
+        returns.append(ret)
+        bar.set_postfix(postfix(success_rate(flags), float(np.mean(returns))))
     env.close()
     print(f"recorded {args.episodes} episodes to {args.out} (store now holds {store.n_episodes})")
-    print(f"success rate {np.mean(successes):.2%}")
+    print(_score(success_rate(flags), float(np.mean(returns))))
     return 0
 
 
@@ -123,26 +183,31 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
     from robotrl.data import EpisodeStore
 
-    print(json.dumps(EpisodeStore(args.path).summary(), indent=2))
+    store = EpisodeStore(args.path)
+    returns = [m.ret for m in store.metas()]
+    info = {**store.summary(), "mean_return": float(np.mean(returns)) if returns else None}
+    print(json.dumps(info, indent=2))
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from robotrl.config import read_yaml
+    from robotrl.config import config_path, read_yaml
     from robotrl.learning.sac import load_sac_config
     from robotrl.runtime.train import RunConfig, train
 
-    sac = {**(read_yaml(args.config) if args.config else {}), **({"utd": args.utd} if args.utd else {})}
-    load_sac_config(args.config, sac)  # validate now: a bad key fails naming the file, not minutes into training
-    env_kwargs = {"cameras": args.cameras.split(",")} if args.cameras else {}
-    if args.reward:
-        env_kwargs["reward"] = args.reward
-    cfg = RunConfig(env=args.env, env_kwargs=env_kwargs, sac=sac, demos=args.demos, human=args.human, seed=args.seed,
-                    total_steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes)
+    learner_file = config_path(args.config, "learners") if args.config else None
+    utd = {"utd": args.utd} if args.utd else None
+    load_sac_config(learner_file, utd)  # validate now: a bad key fails naming the file, before any run folder exists
+    sac = {**(read_yaml(learner_file) if learner_file else {}), **(utd or {})}
+    cfg = RunConfig(env=args.env, env_kwargs=task_kwargs(args.env, cameras=args.cameras, reward=args.reward), sac=sac,
+                    demos=args.demos, human=args.human, seed=args.seed, total_steps=args.steps,
+                    eval_every=args.eval_every, eval_episodes=args.eval_episodes, success_key=args.success_key)
     history = train(cfg, args.out, processes=args.processes, progress=not args.quiet)
     if history:
-        print(f"final eval success rate {history[-1]['success']:.2%} after {history[-1]['env_steps']} env steps")
-    print(f"run: {args.out} (learning_curve.png, metrics.jsonl, TensorBoard: tensorboard --logdir {args.out}/tb)")
+        last = history[-1]
+        print(f"final eval after {last['env_steps']} env steps: {_score(last['success'], last['return'])}")
+    written = [name for name in ("learning_curve.png", "metrics.jsonl") if (Path(args.out) / name).exists()]
+    print(f"run: {args.out} ({', '.join([*written, f'TensorBoard: tensorboard --logdir {args.out}/tb'])})")
     return 0
 
 
@@ -150,8 +215,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from robotrl.runtime.train import evaluate_run
 
     success, ret = evaluate_run(args.run, args.episodes, args.seed)
-    print(f"run {args.run}  episodes {args.episodes}  mean return {ret:.3f}")
-    print(f"success rate {success:.2%}")
+    print(f"run {args.run}  episodes {args.episodes}")
+    print(_score(success, ret))
     return 0
 
 
@@ -164,14 +229,26 @@ def _save_frames(folder: Path, ep: int, step: int, render: np.ndarray, obs: dict
             iio.imwrite(folder / f"ep{ep:03d}_step{step:04d}_{key.split('/', 1)[1]}.png", value)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+SUCCESS_KEY_HELP = "info key where the env reports success, e.g. is_success (default: success or is_success; " \
+                   "envs reporting none are scored by return)"
+
+
 def _episode_args(p: argparse.ArgumentParser) -> None:
     """What every command that runs episodes of a task takes."""
-    p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0 (see `robotrl envs`)")
+    p.add_argument("--env", required=True, help="robotrl task id, e.g. robotrl/ArmPickCube-v0 (see `robotrl envs`), or any gymnasium env id")
     p.add_argument("--policy", default="scripted", help="scripted (the task's expert), random, or a run folder from `robotrl train` (default: scripted)")
-    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    p.add_argument("--episodes", type=_positive, default=10, help="number of episodes (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i (default: 0)")
-    p.add_argument("--config", help="YAML file overriding the task's config (see configs/tasks/)")
-    p.add_argument("--cameras", help="comma-separated cameras to add as image observations, e.g. front,wrist")
+    p.add_argument("--config", help="task config overriding the task's defaults: a YAML file or a configs/tasks/ name, e.g. arm_pick_cube (robotrl tasks only)")
+    p.add_argument("--cameras", help="comma-separated cameras to add as image observations, e.g. front,wrist (robotrl tasks only)")
+    p.add_argument("--success-key", help=SUCCESS_KEY_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -188,13 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_envs)
 
     p = sub.add_parser(
-        "rollout", help="run a policy in the twin and print its success rate",
-        description="Run episodes of a task with a scripted expert or random actions; print the success rate, "
-        "optionally save a video or PNG frames of the cameras.",
+        "rollout", help="run a policy and print its return and success rate",
+        description="Run episodes of a task (or any gymnasium env) with a scripted expert, random actions or a "
+        "trained run; print the mean return and, where the env reports success, the success rate; optionally "
+        "save a video or PNG frames of the cameras.",
     )
     _episode_args(p)
     p.add_argument("--video", help="write a video of the first episodes here (.mp4 or .gif)")
-    p.add_argument("--video-episodes", type=int, default=3, help="episodes recorded to --video/--frames (default: 3)")
+    p.add_argument("--video-episodes", type=_positive, default=3, help="episodes recorded to --video/--frames (default: 3)")
     p.add_argument("--video-speed", type=float, default=1.0, help="playback speed factor of the video (default: 1)")
     p.add_argument("--frames", help="write PNG frames (render + every camera) of the first episodes to this folder")
     p.set_defaults(fn=cmd_rollout)
@@ -217,31 +295,32 @@ def build_parser() -> argparse.ArgumentParser:
         "with a scripted human intervening. Writes a run folder (checkpoint, episodes, TensorBoard, learning "
         "curve); running the same --out again resumes it.",
     )
-    p.add_argument("--env", required=True, help="task id, e.g. robotrl/ArmPickCube-v0")
+    p.add_argument("--env", required=True, help="robotrl task id, e.g. robotrl/ArmPickCube-v0, or any gymnasium env id")
     p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
     p.add_argument("--demos", help="episode store with demonstrations (see `robotrl record`)")
-    p.add_argument("--config", help="learner YAML overriding configs/learners/sac.yaml")
-    p.add_argument("--steps", type=int, default=20_000, help="env steps to train for, in total (default: 20000)")
-    p.add_argument("--utd", type=int, help="update-to-data ratio (critic steps per env step)")
-    p.add_argument("--eval-every", type=int, default=1000, help="env steps between evaluations (default: 1000)")
-    p.add_argument("--eval-episodes", type=int, default=20, help="episodes per evaluation (default: 20)")
-    p.add_argument("--reward", choices=["sparse", "dense"], help="override the task's reward type")
-    p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist")
+    p.add_argument("--config", help="learner config overriding configs/learners/sac.yaml: a YAML file or a configs/learners/ name, e.g. sac_pick")
+    p.add_argument("--steps", type=_positive, default=20_000, help="env steps to train for, in total (default: 20000)")
+    p.add_argument("--utd", type=_positive, help="update-to-data ratio (critic steps per env step)")
+    p.add_argument("--eval-every", type=_positive, default=1000, help="env steps between evaluations, and at the last step (default: 1000)")
+    p.add_argument("--eval-episodes", type=_positive, default=20, help="episodes per evaluation (default: 20)")
+    p.add_argument("--reward", choices=["sparse", "dense"], help="override the task's reward type (robotrl tasks only)")
+    p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist (robotrl tasks only)")
+    p.add_argument("--success-key", help=SUCCESS_KEY_HELP + "; stored in the run for eval and resume")
     p.add_argument("--human", choices=["none", "scripted"], default="none", help="a scripted human intervenes (ArmPickCube)")
     p.add_argument("--processes", action="store_true", help="actor and learner in separate processes (as on a robot)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a trained run", description="Run a trained policy deterministically on fresh seeds and print its success rate.")
+    p = sub.add_parser("eval", help="evaluate a trained run", description="Run a trained policy deterministically on fresh seeds and print its mean return and success rate.")
     p.add_argument("--run", required=True, help="run folder written by `robotrl train`")
-    p.add_argument("--episodes", type=int, default=20, help="episodes (default: 20)")
+    p.add_argument("--episodes", type=_positive, default=20, help="episodes (default: 20)")
     p.add_argument("--seed", type=int, default=20_000, help="seed of the first episode (default: 20000)")
     p.set_defaults(fn=cmd_eval)
 
     data = sub.add_parser("data", help="inspect episode stores", description="Inspect zarr episode stores.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    p = data_sub.add_parser("info", help="summarize a store", description="Episodes, steps, sources, success rate, keys and size of a store.")
+    p = data_sub.add_parser("info", help="summarize a store", description="Episodes, steps, sources, success rate, mean return, keys and size of a store.")
     p.add_argument("path", help="episode store path")
     p.set_defaults(fn=cmd_data_info)
 
@@ -270,12 +349,14 @@ def cmd_launch(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import gymnasium as gym
+
     from robotrl.config import ConfigError
     from robotrl.data import StoreError
 
     try:
         return args.fn(args)
-    except (ConfigError, StoreError, ValueError) as exc:
+    except (ConfigError, StoreError, ValueError, gym.error.Error) as exc:  # the user's input: one line, no traceback
         print(f"robotrl {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

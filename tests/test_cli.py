@@ -1,15 +1,28 @@
 """The robotrl command line, run as a user runs it (a subprocess)."""
 
+import json
 import subprocess
 import sys
 
 import imageio.v3 as iio
+import pytest
 
 from robotrl import ENVS
 
+TINY_SAC = "hidden: 32\nbatch_size: 32\nnum_threads: 1\n"
 
-def robotrl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robotrl.cli", *args], capture_output=True, text=True, timeout=300)
+
+def robotrl(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robotrl.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def fails_cleanly(res: subprocess.CompletedProcess, *expected: str) -> None:
+    """A user's mistake: exit 2, one line on stderr that says what is wrong, no traceback."""
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    for text in expected:
+        assert text in res.stderr
 
 
 def test_help_explains_every_command():
@@ -51,3 +64,90 @@ def test_bad_input_exits_2_with_a_message_naming_the_problem(tmp_path):
     assert "bad.yaml: key 'episode_secs': unknown key" in res.stderr
     res = robotrl("data", "info", str(tmp_path / "missing.zarr"))
     assert res.returncode == 2 and "no episode store here" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def reach_demos(tmp_path_factory):
+    store = tmp_path_factory.mktemp("demos") / "reach.zarr"
+    assert robotrl("record", "--env", "robotrl/ArmReach-v0", "--episodes", "1", "--out", store, "--quiet").returncode == 0
+    return store
+
+
+@pytest.mark.parametrize("mistake, expected", [
+    (["rollout", "--env", "Pendulm-v1"], ["unknown env id 'Pendulm-v1'", "Pendulum-v1", "robotrl envs"]),
+    (["rollout", "--env", "robotrl/ArmReach-v0", "--policy", "scriptd"],
+     ["no run folder scriptd; --policy takes scripted, random or a run folder"]),
+    (["rollout", "--env", "Pendulum-v1", "--policy", "scripted"], ["no scripted expert for Pendulum-v1"]),
+    (["rollout", "--env", "Pendulum-v1", "--config", "arm_reach"], ["--config", "robotrl/* tasks only"]),
+    (["record", "--env", "Pendulum-v1", "--cameras", "wrist", "--out", "x.zarr"], ["--cameras", "robotrl/* tasks only"]),
+    (["rollout", "--env", "robotrl/ArmReach-v0", "--config", "arm_reech"], ["no config 'arm_reech'", "arm_reach"]),
+    (["rollout", "--env", "robotrl/ArmReach-v0", "--video", "out/reach.avi"], ["--video", ".mp4"]),
+    (["eval", "--run", "runs/none"], ["no run folder runs/none"]),
+])
+def test_everyday_mistakes_say_what_to_do_in_one_line(mistake, expected, tmp_path):
+    fails_cleanly(robotrl(*mistake, "--quiet" if mistake[0] != "eval" else "--episodes=1", cwd=tmp_path), *expected)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("mistake, expected", [
+    (["--env", "Pendulm-v1"], ["unknown env id 'Pendulm-v1'", "Pendulum-v1"]),
+    (["--env", "Pendulum-v1", "--config", "BAD"], ["bad.yaml: key 'hiden': unknown key"]),
+    (["--env", "Pendulum-v1", "--config", "sac_pik"], ["no config 'sac_pik'", "sac_pick"]),
+    (["--env", "Pendulum-v1", "--reward", "dense"], ["--reward", "robotrl/* tasks only"]),
+    (["--env", "robotrl/ArmPickCube-v0", "--demos", "DEMOS"],
+     ["recorded on robotrl/ArmReach-v0", "do not fit robotrl/ArmPickCube-v0", "state/cube_pos"]),
+    (["--env", "robotrl/ArmReach-v0", "--human", "scripted"], ["scripted human"]),
+])
+def test_a_failed_train_start_leaves_no_run_folder(mistake, expected, tmp_path, reach_demos):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hiden: 32\n")
+    args = [{"BAD": bad, "DEMOS": reach_demos}.get(a, a) for a in mistake]
+    res = robotrl("train", "sac", *args, "--out", tmp_path / "run", "--steps", "10", "--quiet")
+    fails_cleanly(res, *expected)
+    assert "overrides" not in res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_video_into_a_new_folder_and_configs_by_name_from_anywhere(tmp_path):
+    video = tmp_path / "new" / "folder" / "reach.gif"
+    res = robotrl("rollout", "--env", "robotrl/ArmReach-v0", "--config", "arm_reach", "--episodes", "1",
+                  "--video", video, "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert iio.improps(video).shape[0] > 1
+
+
+def test_a_short_run_evaluates_at_its_last_step_and_lists_only_what_it_wrote(tmp_path):
+    run = tmp_path / "run"
+    res = robotrl("train", "sac", "--env", "robotrl/ArmReach-v0", "--config", "sac", "--out", run, "--steps", "5",
+                  "--eval-episodes", "1", "--success-key", "reached", "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "final eval after 5 env steps: mean return" in res.stdout
+    assert "success rate" not in res.stdout  # the env reports no 'reached' key: scored by return
+    for name in ("learning_curve.png", "metrics.jsonl"):
+        assert name in res.stdout and (run / name).exists()
+    assert "success_key: reached" in (run / "run.yaml").read_text()
+    res = robotrl("eval", "--run", run, "--episodes", "1")  # eval reads the run's success key
+    assert res.returncode == 0 and "mean return" in res.stdout and "success rate" not in res.stdout
+
+
+def test_any_gymnasium_env_records_trains_rolls_out_and_evaluates_by_return(tmp_path):
+    demos, run, sac = tmp_path / "pendulum.zarr", tmp_path / "run", tmp_path / "tiny.yaml"
+    sac.write_text(TINY_SAC)
+    res = robotrl("record", "--env", "Pendulum-v1", "--policy", "random", "--episodes", "2", "--out", demos, "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "mean return" in res.stdout and "success rate" not in res.stdout
+    assert json.loads(robotrl("data", "info", demos).stdout)["mean_return"] < 0
+
+    res = robotrl("train", "sac", "--env", "Pendulum-v1", "--demos", demos, "--config", sac, "--out", run,
+                  "--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "final eval after 300 env steps: mean return -" in res.stdout and "success" not in res.stdout
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in rows] == [150, 300] and rows[-1]["updates"] == 300  # demos: updates from step 1
+    assert rows[-1]["success"] is None
+
+    res = robotrl("rollout", "--env", "Pendulum-v1", "--policy", run, "--episodes", "2", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "mean return -" in res.stdout and "success rate" not in res.stdout and "safety cost" not in res.stdout
+    res = robotrl("eval", "--run", run, "--episodes", "1")
+    assert res.returncode == 0 and "mean return -" in res.stdout, res.stderr
