@@ -51,7 +51,7 @@ def record_demos(path: Path, n: int, seed: int) -> Path:
     import gymnasium as gym
 
     from robotrl.data import EpisodeRecorder, EpisodeStore
-    from robotrl.data.store import record_episode
+    from robotrl.runtime.actor import record_episode
     from robotrl.experts import make_expert
 
     env = gym.make(ENV_ID, **ENV_KWARGS)

@@ -36,7 +36,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
 def cmd_rollout(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from robotrl.runtime.actor import make_env, postfix, success_rate
+    from robotrl.runtime.actor import episode_steps, make_env, postfix, success_rate
 
     video_path = _video_path(args.video)
     render = {"render_mode": "rgb_array"} if (args.video or args.frames) else {}
@@ -73,21 +73,6 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     cost = f"  mean safety cost {np.mean(costs):.2f}" if is_task(args.env) else ""  # other envs report no cost
     print(_score(success_rate(flags), float(np.mean(returns))) + cost)
     return 0
-
-
-def episode_steps(env, policy, seed: int):
-    """One episode of ``policy`` (obs -> action; None: random actions), as (obs, action, reward, terminated,
-    info) per step, after a first (reset obs, None, 0.0, False, reset info)."""
-    obs, info = env.reset(seed=seed)
-    if hasattr(policy, "reset"):
-        policy.reset()
-    yield obs, None, 0.0, False, info
-    done = False
-    while not done:
-        action = policy(obs) if policy is not None else env.action_space.sample()
-        obs, reward, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
-        yield obs, action, float(reward), terminated, info
 
 
 def _score(success: float | None, ret: float) -> str:
@@ -150,8 +135,8 @@ def make_policy(env, name: str, env_id: str):
 def cmd_record(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
-    from robotrl.runtime.actor import make_env, postfix, robot_name, success_rate
+    from robotrl.data import EpisodeRecorder, EpisodeStore
+    from robotrl.runtime.actor import make_env, postfix, record_episode, success_rate
 
     env = make_env(args.env, task_kwargs(args.env, args.config, args.cameras), args.success_key)
     policy = make_policy(env, args.policy, args.env)
@@ -160,17 +145,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     flags, returns = [], []
     bar = tqdm(range(args.episodes), desc=f"recording {args.policy} -> {args.out}", unit="ep", disable=args.quiet)
     for ep in bar:
-        ret = 0.0
-        for obs, action, reward, terminated, info in episode_steps(env, policy, args.seed + ep):
-            if action is None:
-                recorder.start(obs)
-            else:
-                recorder.step(action, reward, obs, terminated, success=bool(info.get("success")))
-                ret += reward
-        recorder.finish(EpisodeMeta(source=args.source, task=args.env, robot=robot_name(env),
-                                    success=bool(info.get("success")), ret=ret, seed=args.seed + ep))
-        flags.append(info.get("success"))
-        returns.append(ret)
+        meta, success = record_episode(env, policy, recorder, args.seed + ep, args.source, args.env)
+        flags.append(success)
+        returns.append(meta.ret)
         bar.set_postfix(postfix(success_rate(flags), float(np.mean(returns))))
     env.close()
     print(f"recorded {args.episodes} episodes to {args.out} (store now holds {store.n_episodes})")

@@ -296,21 +296,3 @@ def transitions(rows: dict[str, np.ndarray]) -> dict:
 
 def _scalar(x):
     return x.item() if hasattr(x, "item") else x
-
-
-def record_episode(env, policy, recorder: EpisodeRecorder, seed: int, source: Source, task: str) -> EpisodeMeta:
-    """Run one episode of ``policy`` (obs -> action; None samples the action space) and commit it."""
-    obs, _ = env.reset(seed=seed)
-    if hasattr(policy, "reset"):
-        policy.reset()
-    recorder.start(obs)
-    done, ret, info = False, 0.0, {}
-    while not done:
-        action = policy(obs) if policy is not None else env.action_space.sample()
-        obs, reward, terminated, truncated, info = env.step(action)
-        recorder.step(action, reward, obs, terminated, success=bool(info["success"]))
-        done, ret = terminated or truncated, ret + float(reward)
-    meta = EpisodeMeta(source=source, task=task, robot=str(getattr(env.unwrapped.config, "robot", "arm")),
-                       success=bool(info["success"]), ret=ret, seed=seed)
-    recorder.finish(meta)
-    return meta

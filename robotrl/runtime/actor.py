@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import gymnasium as gym
 import numpy as np
 
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
+from robotrl.data.store import Source
 from robotrl.interventions import InterventionWrapper
 
 if TYPE_CHECKING:  # type hints only: rollout and record, which make envs here, need no torch
@@ -85,6 +86,38 @@ class Actor:
 def robot_name(env: gym.Env) -> str:
     """The robot a robotrl task runs ("" for other envs): stored with every episode."""
     return str(getattr(getattr(env.unwrapped, "config", None), "robot", ""))
+
+
+def episode_steps(env: gym.Env, policy, seed: int) -> Iterator[tuple[Any, Any, float, bool, dict]]:
+    """One episode of ``policy`` (obs -> action; None: random actions), as (obs, action, reward, terminated,
+    info) per step, after a first (reset obs, None, 0.0, False, reset info)."""
+    obs, info = env.reset(seed=seed)
+    if hasattr(policy, "reset"):
+        policy.reset()
+    yield obs, None, 0.0, False, info
+    done = False
+    while not done:
+        action = policy(obs) if policy is not None else env.action_space.sample()
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        yield obs, action, float(reward), terminated, info
+
+
+def record_episode(env: gym.Env, policy, recorder: EpisodeRecorder, seed: int, source: Source,
+                   task: str) -> tuple[EpisodeMeta, bool | None]:
+    """Run one episode of ``policy`` (None: random actions) and commit it to the recorder's store; returns its
+    metadata and the success the env reported (None for an env that reports none: stored as False)."""
+    ret, info = 0.0, {}
+    for obs, action, reward, terminated, info in episode_steps(env, policy, seed):
+        if action is None:
+            recorder.start(obs)
+        else:
+            recorder.step(action, reward, obs, terminated, success=bool(info.get("success")))
+            ret += reward
+    meta = EpisodeMeta(source=source, task=task, robot=robot_name(env), success=bool(info.get("success")), ret=ret,
+                       seed=seed)
+    recorder.finish(meta)
+    return meta, info.get("success")
 
 
 class DictObservation(gym.ObservationWrapper):
