@@ -15,6 +15,7 @@ EPILOG = """Examples:
   robotrl data info demos/pick.zarr
   robotrl train sac --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --config sac_pick --out runs/pick
   robotrl eval --run runs/pick --episodes 20
+  robotrl bench learner --config sac_pick        # is compile / bf16 faster on this machine?
   robotrl train sac --env Pendulum-v1 --out runs/pendulum    # any gymnasium env; no success flag: scored by return"""
 
 
@@ -197,6 +198,45 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_learner(args: argparse.Namespace) -> int:
+    import statistics
+
+    import torch
+    from tqdm import tqdm
+
+    from robotrl.config import config_path, read_yaml
+    from robotrl.learning.sac import load_sac_config
+    from robotrl.learning.throughput import VARIANTS, measure_fast_paths, ratio, recommend
+    from robotrl.runtime.actor import make_env
+
+    learner_file = config_path(args.config, "learners") if args.config else None
+    load_sac_config(learner_file)  # a bad key fails now, naming the file
+    sac = read_yaml(learner_file) if learner_file else {}
+    if args.threads:
+        sac["num_threads"] = args.threads
+    env = make_env(args.env, task_kwargs(args.env, cameras=args.cameras))
+    with tqdm(total=len(VARIANTS) * (args.rounds + 1), desc="timing learner updates", unit="run", disable=args.quiet) as bar:
+        def progress(what: str) -> None:
+            bar.set_postfix_str(what)
+            bar.update(1)
+
+        rates, skipped = measure_fast_paths(env, sac, args.rounds, args.updates, progress=progress)
+    env.close()
+    print(f"{args.env}, learner {learner_file or 'defaults'}, {torch.get_num_threads()} torch threads, "
+          f"{args.rounds} rounds of {args.updates} updates")
+    for name in rates:
+        print(f"  {name:16s} {statistics.median(rates[name]):7.1f} updates/s  {ratio(rates, name, 'fp32 eager'):.2f}x fp32 eager")
+    for name, why in skipped.items():
+        print(f"  {name:16s} not run: {why}")
+    best = recommend(rates)
+    if best == "fp32 eager":
+        print("recommendation: keep the defaults (compile: false, precision: fp32); no fast path gains >= 10 % here")
+    else:
+        keys = ", ".join(f"{k}: {str(v).lower()}" for k, v in VARIANTS[best].items())
+        print(f"recommendation: {keys} in your learner config ({ratio(rates, best, 'fp32 eager'):.2f}x fp32 eager here)")
+    return 0
+
+
 def _save_frames(folder: Path, ep: int, step: int, render: np.ndarray, obs: dict) -> None:
     import imageio.v3 as iio
 
@@ -300,6 +340,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_sub.add_parser("info", help="summarize a store", description="Episodes, steps, sources, success rate, mean return, keys and size of a store.")
     p.add_argument("path", help="episode store path")
     p.set_defaults(fn=cmd_data_info)
+
+    bench = sub.add_parser("bench", help="measure this machine", description="Measure what depends on this machine.")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUBCOMMAND")
+    p = bench_sub.add_parser(
+        "learner", help="which of the learner's fast paths pay off here",
+        description="Time the SAC learner's updates on this machine for a task and learner config: fp32 eager (the "
+        "default), precision: bf16, compile: true, and both, in interleaved rounds. Prints updates/s and the "
+        "setting to use; bf16 and compile are faster on some CPUs and slower on others. Takes 1-3 minutes "
+        "(compiling comes first).",
+    )
+    p.add_argument("--env", default="robotrl/ArmPickCube-v0", help="task id (default: robotrl/ArmPickCube-v0)")
+    p.add_argument("--config", help="learner config: a YAML file or a configs/learners/ name, e.g. sac_pick")
+    p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist (robotrl tasks only)")
+    p.add_argument("--rounds", type=_positive, default=3, help="timing rounds (default: 3)")
+    p.add_argument("--updates", type=_positive, default=50, help="updates per variant and round (default: 50)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: the learner config's, else torch's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_bench_learner)
 
     p = sub.add_parser(
         "launch", help="start a ROS 2 node graph (no ROS install needed)",

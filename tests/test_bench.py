@@ -3,11 +3,13 @@ unless asked (--update)."""
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import mujoco
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -44,3 +46,27 @@ def test_committed_results_are_written_only_with_update():
         assert parser.parse_args(["--update"]).update
     finally:
         sys.path.remove(str(ROOT / "bench"))
+
+
+def test_the_fast_path_is_recommended_only_when_it_wins_within_rounds():
+    from robotrl.learning.throughput import recommend
+
+    # compile + bf16 is faster in every round, though the machine slowed down in round 2: it wins.
+    rates = {"fp32 eager": [100, 50, 100], "bf16": [90, 45, 95], "compile + bf16": [130, 66, 125]}
+    assert recommend(rates) == "compile + bf16"
+    # a gain under 10 % is not worth a compile and bf16 rounding: keep the default
+    assert recommend({"fp32 eager": [100, 100, 100], "compile": [105, 108, 104]}) == "fp32 eager"
+    assert recommend({"fp32 eager": [100, 100], "bf16": [77, 80]}) == "fp32 eager"
+
+
+@pytest.mark.slow
+def test_bench_learner_times_every_variant_and_recommends_one(tmp_path):
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("hidden: 32\nbatch_size: 32\ndevice: cpu\n")
+    res = subprocess.run([sys.executable, "-m", "robotrl.cli", "bench", "learner", "--env", "robotrl/ArmReach-v0",
+                          "--config", str(tiny), "--rounds", "1", "--updates", "3", "--quiet"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    for variant in ("fp32 eager", "bf16", "compile", "compile + bf16"):
+        assert re.search(rf"^  {re.escape(variant)} +[\d.]+ updates/s", res.stdout, re.M), res.stdout
+    assert "recommendation: " in res.stdout

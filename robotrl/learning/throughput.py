@@ -69,17 +69,17 @@ def rate(run: Run, k: int) -> float:
 def interleaved(runs: dict[str, Run], rounds: int, updates: int, warmup: int = 20,
                 progress: Callable[[str], None] | None = None) -> dict[str, list[float]]:
     """Updates/s of every run in each of ``rounds`` rounds (a warm-up first: allocator, optimizer state, and
-    torch.compile's compilation)."""
+    torch.compile's compilation); ``progress`` hears of each finished run."""
     for name, run in runs.items():
-        if progress:
-            progress(f"warming up {name}")
         run(warmup)
+        if progress:
+            progress(f"warmed up {name}")
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(rounds):
         for name, run in runs.items():
+            rates[name].append(rate(run, updates))
             if progress:
                 progress(f"round {i + 1}/{rounds}: {name}")
-            rates[name].append(rate(run, updates))
     return rates
 
 
@@ -93,3 +93,17 @@ def recommend(rates: dict[str, list[float]], base: str = "fp32 eager", margin: f
     compile costs start-up time and bf16 costs precision, so a small gain is not worth them)."""
     best = max(rates, key=lambda name: ratio(rates, name, base))
     return best if best != base and ratio(rates, best, base) >= margin else base
+
+
+def measure_fast_paths(env: gym.Env, sac: dict[str, Any], rounds: int = 3, updates: int = 50, transitions: int = 2000,
+                       progress: Callable[[str], None] | None = None) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Updates/s per round of every variant of the learner config ``sac`` on ``env``, and the variants that could
+    not run here with the reason (e.g. compile without a C++ compiler)."""
+    buffer = collect(env, transitions)
+    runs, skipped = {}, {}
+    for name, overrides in VARIANTS.items():
+        try:
+            runs[name] = updater(env, buffer, {**sac, **overrides})
+        except RuntimeError as exc:
+            skipped[name] = str(exc)
+    return interleaved(runs, rounds, updates, progress=progress), skipped
