@@ -51,10 +51,18 @@ class DeviceNode(Node):
         self.lock = lock or nullcontext()
         self.rejected: list[str] = []  # reasons of rejected commands, newest last (also logged)
         if rate_hz > 0:
-            self.create_timer(1.0 / rate_hz, self.publish)
+            self.create_timer(1.0 / rate_hz, self._poll)
 
     def publish(self) -> None:
         raise NotImplementedError
+
+    def _poll(self) -> None:
+        # A device with no reading (a robot whose /joint_states has not started yet, a link that dropped) is a state
+        # to report and wait out: raised in the executor thread, it would stop every callback of the process.
+        try:
+            self.publish()
+        except Exception as exc:
+            self.get_logger().warning(f"no reading to publish: {exc}", throttle_duration_sec=5.0)
 
     def _trigger(self, name: str, action: Callable[[], None]) -> None:
         def serve(_request, response):
