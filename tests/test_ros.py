@@ -27,6 +27,7 @@ from robotrl.experts import make_expert  # noqa: E402
 from robotrl.ros import convert  # noqa: E402
 from robotrl.ros.devices import COMMAND_QOS  # noqa: E402
 from robotrl.ros.graph import NodeSpec, load_graph, node_command, params_yaml  # noqa: E402
+from robotrl.ros.nodes import split_node_name  # noqa: E402
 from robotrl.ros.ros_env import ObservationLost, RosEnv  # noqa: E402
 from robotrl.ros.topic_reader import TopicReader  # noqa: E402
 from robotrl.ros.twin_node import TwinNode  # noqa: E402
@@ -278,15 +279,23 @@ def test_the_launch_files_start_the_graph_nodes_with_their_parameters(launch_fil
     assert len(made) == len(described)
     for node, (name, spec) in zip(made, described.items()):
         assert node["package"] == "robotrl_bringup" and node["executable"] == "robotrl_node"
-        assert node["arguments"] == [spec.kind] and node["parameters"] == [spec.parameters]
-        assert node["name"] == (None if spec.kind == "twin" else name)
-        # `robotrl launch` starts the same node: same kind, name and parameters.
+        assert node["arguments"] == [spec.kind] and node["parameters"] == [spec.parameters] and node["name"] == name
+        # `robotrl launch` starts the same node: same kind, name (as launch_ros passes it) and parameters.
         cmd = node_command(name, spec, tmp_path / "p.yaml")
         assert cmd[cmd.index("robotrl.ros.nodes") + 1] == spec.kind
-        assert (f"__node:={name}" in cmd) == (node["name"] is not None)
+        assert cmd[cmd.index("--ros-args"):].count(f"__node:={name}") == 1
         assert __import__("yaml").safe_load(params_yaml(name, spec)) == {name: {"ros__parameters": spec.parameters}}
     setup = (ROS_WS / "src/robotrl_bringup/setup.py").read_text()
     assert '"robotrl_node = robotrl.ros.nodes:main"' in setup
+
+
+def test_a_node_process_takes_its_name_out_of_the_process_wide_remaps():
+    """`-r __node:=<name>` (a launch file's Node(name=...)) would rename every node of the process; the process
+    gives it to its main node only and keeps every other ROS argument."""
+    args = ["--ros-args", "--params-file", "p.yaml", "-r", "__node:=picker", "--remap", "/a:=/b", "-r", "__ns:=/robot"]
+    assert split_node_name("actor", args) == ("picker", ["--ros-args", "--params-file", "p.yaml", "--remap", "/a:=/b", "-r", "__ns:=/robot"])
+    assert split_node_name("actor", ["--ros-args", "--remap", "__node:=x", "--", "-r", "__node:=y"]) == ("x", ["--ros-args", "--", "-r", "__node:=y"])
+    assert split_node_name("twin", []) == ("twin", [])
 
 
 def test_a_graph_with_a_bad_parameter_names_it(tmp_path):

@@ -42,14 +42,6 @@ class NodeSpec(StrictModel):
 class Graph(StrictModel):
     nodes: dict[str, NodeSpec]
 
-    @model_validator(mode="after")
-    def _twin_name(self) -> "Graph":
-        # The twin process serves several nodes (twin, arm, cameras); a __node remap would rename them all.
-        for name, spec in self.nodes.items():
-            if spec.kind == "twin" and name != "twin":
-                raise ValueError(f"the twin node must be named 'twin', not {name!r}")
-        return self
-
 
 def graph_path(name_or_path: str | Path) -> Path:
     return config_path(name_or_path, "graphs")
@@ -61,17 +53,15 @@ def load_graph(name_or_path: str | Path) -> Graph:
 
 def launch_entries(graph: Graph) -> list[dict[str, Any]]:
     """What a ROS launch file needs per node (ros_ws/src/robotrl_bringup/launch/*.launch.py): the executable's
-    arguments, the node name (None for the twin, whose process serves several nodes) and its parameters."""
-    return [{"name": None if spec.kind == "twin" else name, "arguments": [spec.kind], "parameters": dict(spec.parameters)}
-            for name, spec in graph.nodes.items()]
+    arguments, the node name and its parameters."""
+    return [{"name": name, "arguments": [spec.kind], "parameters": dict(spec.parameters)} for name, spec in graph.nodes.items()]
 
 
 def node_command(name: str, spec: NodeSpec, params_file: Path) -> list[str]:
-    """The command line of one node process (what a launch file's Node action runs too)."""
-    cmd = [sys.executable, "-m", "robotrl.ros.nodes", spec.kind, "--ros-args", "--params-file", str(params_file)]
-    if spec.kind != "twin":
-        cmd += ["-r", f"__node:={name}"]
-    return cmd
+    """The command line of one node process, named as a launch file's Node action names it (``-r __node:=``;
+    robotrl.ros.nodes gives that name to the process's main node only)."""
+    return [sys.executable, "-m", "robotrl.ros.nodes", spec.kind, "--ros-args", "--params-file", str(params_file),
+            "-r", f"__node:={name}"]
 
 
 def params_yaml(name: str, spec: NodeSpec) -> str:

@@ -11,6 +11,10 @@ Parameters are ROS parameters, declared with types and defaults (``ros2 param li
 file (configs/graphs/*.yaml) or a ROS launch file sets them. ``task_kwargs`` and ``sac`` are JSON strings,
 because ROS parameters have no dict type. ``max_obs_age`` 0 means 1.5 control periods. With ``teleop`` the
 actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps are flagged in the store.
+
+A node is named as in any ROS launch file, ``--ros-args -r __node:=<name>`` (default: the kind); that name goes
+to the process's main node only, and helper nodes are named after it (``<name>_observations``, the actor's
+topic reader; ``<name>_ros2_control``, the arm driver's client), so every name in the graph is unique.
 """
 
 from __future__ import annotations
@@ -51,13 +55,38 @@ def declared(node: Node, kind: str) -> dict[str, Any]:
     return {name: node.get_parameter(name).value for name in PARAMETERS[kind]}
 
 
-def parameters_before_node(kind: str) -> tuple[str, dict[str, Any]]:
-    """(node name, parameters) for a process whose node needs its parameters to be built: read through a
-    short-lived node of the same (possibly remapped) name, so the params file applies to it."""
-    probe = Node(kind)
-    params, name = declared(probe, kind), probe.get_name()
+def split_node_name(kind: str, args: list[str]) -> tuple[str, list[str]]:
+    """(this process's node name, its ROS arguments less the remap that named it).
+
+    A launch file's ``Node(name=...)`` and ``robotrl launch`` name a node with ``-r __node:=<name>``, which rcl
+    applies to every node of the process: the actor's topic reader and the arm's ros2_control client took the
+    main node's name, and rcl warned "Publisher already registered for node name". Taken out of the process-wide
+    arguments, the name goes to the main node alone. Other remaps (topics, ``__ns``) still apply to every node."""
+    name, rest, in_ros_args = kind, [], False
+    it = iter(args)
+    for arg in it:
+        if arg == "--ros-args":
+            in_ros_args = True
+        elif arg == "--":
+            in_ros_args = False
+        elif in_ros_args and arg in ("-r", "--remap"):
+            rule = next(it, None)
+            if rule is not None and rule.startswith("__node:="):
+                name = rule.removeprefix("__node:=")
+                continue
+            rest += [arg] if rule is None else [arg, rule]
+            continue
+        rest.append(arg)
+    return name, rest
+
+
+def parameters_before_node(name: str, kind: str) -> dict[str, Any]:
+    """The parameters of a process whose node needs them to be built: read through a short-lived node of the
+    same name (so the params file applies to it), destroyed before the real one exists."""
+    probe = Node(name)
+    params = declared(probe, kind)
     probe.destroy_node()
-    return name, params
+    return params
 
 
 def spin_in_background(*nodes: Node) -> SingleThreadedExecutor:
@@ -79,10 +108,10 @@ def spin_in_background(*nodes: Node) -> SingleThreadedExecutor:
 
 
 # -- twin ------------------------------------------------------------------------------------------------------
-def twin_main() -> None:
+def twin_main(name: str) -> None:
     from robotrl.ros.twin_node import TwinNode
 
-    name, p = parameters_before_node("twin")
+    p = parameters_before_node(name, "twin")
     twin = TwinNode(p["task"], json.loads(p["task_kwargs"]), p["speed"], p["seed"], p["rate_hz"], p["camera_hz"], name=name)
     declared(twin, "twin")  # visible to `ros2 param list` on the serving node
     spin_in_background(*twin.nodes)
@@ -93,10 +122,10 @@ def twin_main() -> None:
 
 
 # -- hardware drivers ------------------------------------------------------------------------------------------
-def camera_main() -> None:
+def camera_main(name: str) -> None:
     from robotrl.ros.devices import CameraNode
 
-    name, p = parameters_before_node("camera")
+    p = parameters_before_node(name, "camera")
     if p["driver"] == "realsense":
         from robotrl.hardware.realsense import RealSenseCamera
 
@@ -115,13 +144,13 @@ def camera_main() -> None:
     node.destroy_node()
 
 
-def arm_main() -> None:
+def arm_main(name: str) -> None:
     import numpy as np
 
     from robotrl.hardware.ros2_control_arm import Ros2ControlArm
     from robotrl.ros.devices import ArmNode
 
-    name, p = parameters_before_node("arm")
+    p = parameters_before_node(name, "arm")
     client = Node(f"{name}_ros2_control")  # the driver's subscriptions live on their own node, spun with ArmNode's
     arm = Ros2ControlArm(client, joint_names=[j.strip() for j in p["joint_names"].split(",")] if p["joint_names"] else None,
                          interface=p["interface"], controller=p["controller"] or None, gripper_joint=p["gripper_joint"] or None,
@@ -132,12 +161,12 @@ def arm_main() -> None:
     _wait_for_shutdown()
 
 
-def quad_main() -> None:
+def quad_main(name: str) -> None:
     from robotrl.hardware.mavlink_quad import MavlinkQuadrotor
     from robotrl.ros.devices import QuadNode
     from robotrl.sim.quad import QuadParams
 
-    name, p = parameters_before_node("quad")
+    p = parameters_before_node(name, "quad")
     params = QuadParams.load(p["robot"])
     quad = MavlinkQuadrotor(p["connection"], mass=params.mass, max_thrust_n=params.max_thrust, flavour=p["flavour"])
     node = QuadNode(quad, name=name, rate_hz=p["rate_hz"], max_thrust=params.max_thrust, max_body_rate=params.max_body_rate)
@@ -161,7 +190,7 @@ class ExpertAgent:
         return self.expert(obs)
 
 
-def actor_main() -> None:
+def actor_main(name: str) -> None:
     from robotrl.data import EpisodeStore
     from robotrl.experts import make_expert
     from robotrl.learning.sac import SACAgent, load_sac_config
@@ -170,7 +199,7 @@ def actor_main() -> None:
     from robotrl.runtime.train import RunConfig, load_agent, save_run
     from robotrl.runtime.transport import FileWeights
 
-    node = Node("actor")
+    node = Node(name)
     p = declared(node, "actor")
     spin_in_background(node)
     env = RosEnv(node, p["task"], json.loads(p["task_kwargs"]), twin=p["twin"], max_obs_age=p["max_obs_age"])
@@ -231,12 +260,12 @@ class AnnouncedWeights:
         return self.inner.poll(have)
 
 
-def learner_main() -> None:
+def learner_main(name: str) -> None:
     from robotrl.runtime.learner import serve
     from robotrl.runtime.train import _flush_denormals, _resume, _setup, load_run
     from robotrl.runtime.transport import FileWeights
 
-    node = Node("learner")
+    node = Node(name)
     p = declared(node, "learner")
     spin_in_background(node)
     run = Path(p["run"])
@@ -267,9 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] not in MAINS or argv[0] in ("-h", "--help"):
         print(__doc__)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    rclpy.init(args=["robotrl", *argv[1:]])
+    name, ros_args = split_node_name(argv[0], argv[1:])
+    rclpy.init(args=["robotrl", *ros_args])
     try:
-        MAINS[argv[0]]()
+        MAINS[argv[0]](name)
     except KeyboardInterrupt:
         pass
     finally:
