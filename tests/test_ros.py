@@ -5,6 +5,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -415,15 +416,83 @@ def test_the_quadrotor_hovers_through_ros_and_the_mavlink_driver(ros):
         vehicle.close()
 
 
-def test_robotrl_launch_runs_the_pick_graph_to_the_end(tmp_path, monkeypatch):
-    """`robotrl launch sim_pick`: twin and actor as separate processes over DDS; the scripted expert picks the
-    cube through ROS in every episode, and the graph stops when the actor has done its episodes."""
-    from robotrl.cli import main
+UNCLEAN = ("already registered", "terminate called", "Traceback", "Fatal Python error")  # what a clean run never prints
 
-    monkeypatch.chdir(tmp_path)
-    assert main(["launch", "sim_pick", "--timeout", "240"]) == 0
+
+def test_robotrl_launch_runs_the_pick_graph_to_the_end_cleanly_with_unique_node_names(tmp_path, ros):
+    """`robotrl launch sim_pick` as a user runs it: twin and actor as separate processes over DDS; the scripted
+    expert picks the cube through ROS in every episode; the graph stops when the actor has done its episodes, and
+    every process ends cleanly (exit 0, no rcl warning about a duplicate node name, no C++ abort at exit). While it
+    runs, no two nodes of the graph share a name."""
+    executor, thread = ros
+    probe = rclpy.create_node("names_probe")
+    executor.add_node(probe)
+    thread.start()
+    log = tmp_path / "launch.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "robotrl.cli", "launch", "sim_pick", "--timeout", "240"], cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT)
+    seen: set[tuple[str, str]] = set()
+    try:
+        end = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < end:
+            names = [(ns, n) for n, ns in probe.get_node_names_and_namespaces() if n != "names_probe"]
+            assert len(names) == len(set(names)), f"duplicate node names in the graph: {sorted(names)}"
+            seen.update(names)
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = log.read_text()
+    assert proc.wait() == 0, output
+    assert not [u for u in UNCLEAN if u in output], output
+    assert "when stopped" not in output, output  # every node the launcher stopped exited with 0
+    assert {n for _, n in seen} >= {"twin", "arm", "actor", "actor_observations"}
     store = EpisodeStore(tmp_path / "runs/ros_pick/episodes.zarr")
     assert store.n_episodes == 3 and all(m.success for m in store.metas())
+
+
+def test_node_processes_have_unique_node_names_and_stop_cleanly_on_sigint_and_sigterm(tmp_path, ros):
+    """A twin, an actor acting forever and a ros2_control arm driver (against the twin's /joint_states, as on a
+    robot): each helper node (the actor's topic reader, the driver's client) has a name of its own, and SIGINT or
+    SIGTERM (what ros2 launch sends) stops each process with exit code 0 and nothing unclean in its output."""
+    executor, thread = ros
+    probe = rclpy.create_node("names_probe")
+    episodes: list[int] = []
+    probe.create_subscription(Int64, "/actor/weights_version", lambda m: episodes.append(m.data), 10)
+    executor.add_node(probe)
+    thread.start()
+    pick = load_graph("sim_pick").nodes
+    specs = {"twin": pick["twin"], "actor": NodeSpec(kind="actor", parameters={**pick["actor"].parameters, "episodes": 0}),
+             "robot_arm": NodeSpec(kind="arm")}
+    procs = {}
+    for name, spec in specs.items():
+        (tmp_path / f"{name}.yaml").write_text(params_yaml(name, spec))
+        with (tmp_path / f"{name}.log").open("w") as out:
+            procs[name] = subprocess.Popen(node_command(name, spec, tmp_path / f"{name}.yaml"), cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    expected = {"twin", "arm", "actor", "actor_observations", "robot_arm", "robot_arm_ros2_control"}
+    try:
+        def names() -> list[str]:
+            dead = {n: (tmp_path / f"{n}.log").read_text()[-3000:] for n, p in procs.items() if p.poll() is not None}
+            assert not dead, f"node process(es) exited: {dead}"
+            return [n for n, _ in probe.get_node_names_and_namespaces() if n != "names_probe"]
+
+        wait_for(lambda: set(names()) >= expected and episodes, timeout=180)  # up, and the actor has ended an episode
+        assert sorted(names()) == sorted(expected)  # each once
+    finally:
+        for name, sig in (("actor", signal.SIGTERM), ("robot_arm", signal.SIGTERM), ("twin", signal.SIGINT)):
+            procs[name].send_signal(sig)
+        codes = {}
+        for name, proc in procs.items():
+            try:
+                codes[name] = proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = "killed after 15 s"
+    logs = {n: (tmp_path / f"{n}.log").read_text() for n in procs}
+    assert codes == {"twin": 0, "actor": 0, "robot_arm": 0}, logs
+    assert not {n: u for n, log in logs.items() for u in UNCLEAN if u in log}, logs
+    assert EpisodeStore(tmp_path / pick["actor"].parameters["store"]).n_episodes >= 1  # closed cleanly on SIGTERM
 
 
 def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_then_land(ros, start_twin):

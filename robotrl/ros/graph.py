@@ -98,9 +98,12 @@ def launch(graph: Graph, timeout: float | None = None, env: dict[str, str] | Non
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
-            for proc in procs.values():
+                    proc.send_signal(signal.SIGINT)  # as ros2 launch stops its nodes (it escalates to SIGTERM)
+            for name, proc in procs.items():
                 try:
-                    proc.wait(timeout=10)
+                    code = proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    code = proc.wait()
+                if name not in gone and code != 0:  # a node that does not stop cleanly is a bug: say so
+                    print(f"robotrl launch: node {name} exited with code {code} when stopped", flush=True)

@@ -15,11 +15,14 @@ actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps ar
 A node is named as in any ROS launch file, ``--ros-args -r __node:=<name>`` (default: the kind); that name goes
 to the process's main node only, and helper nodes are named after it (``<name>_observations``, the actor's
 topic reader; ``<name>_ros2_control``, the arm driver's client), so every name in the graph is unique.
+SIGINT and SIGTERM (what ``ros2 launch`` sends) stop a process cleanly: its work ends, its executor thread is
+joined, its nodes are destroyed and the context is shut down.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 import time
@@ -31,6 +34,7 @@ import robotrl  # noqa: F401  first: registers the tasks, selects headless GL
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Int64
 
 PARAMETERS: dict[str, dict[str, Any]] = {
@@ -89,22 +93,42 @@ def parameters_before_node(name: str, kind: str) -> dict[str, Any]:
     return params
 
 
-def spin_in_background(*nodes: Node) -> SingleThreadedExecutor:
+class BackgroundExecutor(SingleThreadedExecutor):
+    """A SingleThreadedExecutor spinning its nodes in a thread of its own until ``shutdown()``, which stops and
+    joins that thread. A daemon thread that returns from an rclpy wait while the interpreter finalizes is ended
+    by pthread_exit inside rclpy's C++ frames, which cannot unwind: the process aborts with "terminate called
+    without an active exception" (the twin did, on every stop). So every node process shuts its executors down
+    before it ends (``main`` does it for any left)."""
+
+    running: list["BackgroundExecutor"] = []  # not yet shut down, in this process
+
+    def __init__(self, *nodes: Node):
+        super().__init__()
+        for n in nodes:
+            self.add_node(n)
+        self._thread = threading.Thread(target=self._spin, daemon=True, name="ros-executor")
+        self._thread.start()
+        BackgroundExecutor.running.append(self)
+
+    def _spin(self) -> None:
+        try:
+            self.spin()
+        except ExternalShutdownException:  # the context was shut down under it: a stop too
+            pass
+
+    def shutdown(self, timeout_sec: float | None = None) -> bool:
+        done = super().shutdown(timeout_sec)  # flags the shutdown and wakes the wait; the spin loop then returns
+        self._thread.join(timeout_sec)  # any callback in progress finishes first
+        if self in BackgroundExecutor.running:
+            BackgroundExecutor.running.remove(self)
+        return done and not self._thread.is_alive()
+
+
+def spin_in_background(*nodes: Node) -> BackgroundExecutor:
     # One thread: rclpy's MultiThreadedExecutor hands every message to a thread pool, which at the 100 Hz x 5
     # topics an actor reads cost a whole core in futex traffic and starved the twin on 2 cores. Callbacks here
     # only store messages or serve short services, so one thread keeps up.
-    executor = SingleThreadedExecutor()
-    for n in nodes:
-        executor.add_node(n)
-
-    def spin():
-        try:
-            executor.spin()
-        except ExternalShutdownException:  # rclpy.shutdown from a signal handler: a normal stop
-            pass
-
-    threading.Thread(target=spin, daemon=True, name="ros-executor").start()
-    return executor
+    return BackgroundExecutor(*nodes)
 
 
 # -- twin ------------------------------------------------------------------------------------------------------
@@ -114,11 +138,14 @@ def twin_main(name: str) -> None:
     p = parameters_before_node(name, "twin")
     twin = TwinNode(p["task"], json.loads(p["task_kwargs"]), p["speed"], p["seed"], p["rate_hz"], p["camera_hz"], name=name)
     declared(twin, "twin")  # visible to `ros2 param list` on the serving node
-    spin_in_background(*twin.nodes)
-    twin.start()
-    twin.get_logger().info(f"serving {p['task']} at {p['speed']}x real time")
-    _wait_for_shutdown()
-    twin.stop()
+    executor = spin_in_background(*twin.nodes)
+    try:
+        twin.start()
+        twin.get_logger().info(f"serving {p['task']} at {p['speed']}x real time")
+        _wait_for_shutdown()
+    finally:
+        executor.shutdown()  # first: a reset being served waits for the physics thread
+        twin.stop()
 
 
 # -- hardware drivers ------------------------------------------------------------------------------------------
@@ -140,8 +167,7 @@ def camera_main(name: str) -> None:
     node = CameraNode(camera, name=name, rate_hz=p["fps"])
     declared(node, "camera")
     spin_in_background(node)
-    _wait_for_shutdown()
-    node.destroy_node()
+    _wait_for_shutdown()  # then destroying the node (rclpy.try_shutdown) stops its capture thread, which closes the camera
 
 
 def arm_main(name: str) -> None:
@@ -171,9 +197,12 @@ def quad_main(name: str) -> None:
     quad = MavlinkQuadrotor(p["connection"], mass=params.mass, max_thrust_n=params.max_thrust, flavour=p["flavour"])
     node = QuadNode(quad, name=name, rate_hz=p["rate_hz"], max_thrust=params.max_thrust, max_body_rate=params.max_body_rate)
     declared(node, "quad")
-    spin_in_background(node)
-    _wait_for_shutdown()
-    quad.close()
+    executor = spin_in_background(node)
+    try:
+        _wait_for_shutdown()
+    finally:
+        executor.shutdown()  # no timer reads the link while it closes
+        quad.close()
 
 
 # -- actor -----------------------------------------------------------------------------------------------------
@@ -201,7 +230,7 @@ def actor_main(name: str) -> None:
 
     node = Node(name)
     p = declared(node, "actor")
-    spin_in_background(node)
+    executor = spin_in_background(node)
     env = RosEnv(node, p["task"], json.loads(p["task_kwargs"]), twin=p["twin"], max_obs_age=p["max_obs_age"])
     if p["teleop"]:
         from robotrl.interventions import InterventionWrapper
@@ -227,22 +256,25 @@ def actor_main(name: str) -> None:
     actor = Actor(env, agent, store, p["task"], transport, random_steps=p["random_steps"], poll_every=10, seed=p["seed"])
     versions = node.create_publisher(Int64, "~/weights_version", 10)
     node.get_logger().info(f"acting on {p['task']} with policy {p['policy']!r}, episodes into {store_path}")
-    while rclpy.ok() and (p["episodes"] <= 0 or actor.episodes < p["episodes"]):
-        try:
-            done = actor.step()
-        except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
-            node.get_logger().error(f"episode dropped: {lost}")
-            while env.unwrapped.silent and rclpy.ok():
-                time.sleep(0.05)
-            actor.restart_episode()
-            continue
-        if done is not None:
-            meta = done["meta"]
-            versions.publish(Int64(data=actor.weights_version))
-            node.get_logger().info(f"episode {done['index']}: success {meta.success}, return {meta.ret:.2f}, "
-                                   f"weights v{actor.weights_version}")
-    store.close()
-    env.close()
+    try:
+        while rclpy.ok() and (p["episodes"] <= 0 or actor.episodes < p["episodes"]):
+            try:
+                done = actor.step()
+            except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
+                node.get_logger().error(f"episode dropped: {lost}")
+                while env.unwrapped.silent and rclpy.ok():
+                    time.sleep(0.05)
+                actor.restart_episode()
+                continue
+            if done is not None:
+                meta = done["meta"]
+                versions.publish(Int64(data=actor.weights_version))
+                node.get_logger().info(f"episode {done['index']}: success {meta.success}, return {meta.ret:.2f}, "
+                                       f"weights v{actor.weights_version}")
+    finally:  # also on SIGINT / SIGTERM
+        executor.shutdown()  # first: the watchdog would hold on the topics the stopping graph leaves silent
+        store.close()
+        env.close()
 
 
 # -- learner ---------------------------------------------------------------------------------------------------
@@ -291,20 +323,36 @@ def _wait_for_shutdown() -> None:
 MAINS = {"twin": twin_main, "camera": camera_main, "arm": arm_main, "quad": quad_main, "actor": actor_main, "learner": learner_main}
 
 
+def _stop_on_signal(signum: int, _frame) -> None:
+    # The first SIGINT / SIGTERM stops the process; later ones (Ctrl-C reaches every process of a launch, and the
+    # launcher signals them too; ros2 launch escalates SIGINT to SIGTERM) must not cut the stop short. A stop
+    # that hangs still ends: both launchers SIGKILL 10 s after their SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in MAINS or argv[0] in ("-h", "--help"):
         print(__doc__)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
     name, ros_args = split_node_name(argv[0], argv[1:])
-    rclpy.init(args=["robotrl", *ros_args])
+    # Our signal handlers, not rclpy's: rclpy's shuts the context down inside the handler, under threads still
+    # using it. Ours raise KeyboardInterrupt in the main thread, which ends the node's work in order below.
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    rclpy.init(args=["robotrl", *ros_args], signal_handler_options=SignalHandlerOptions.NO)
     try:
         MAINS[argv[0]](name)
     except KeyboardInterrupt:
         pass
     finally:
-        if rclpy.ok():
-            rclpy.shutdown()
+        for executor in list(BackgroundExecutor.running):
+            executor.shutdown()
+        context = rclpy.get_default_context()
+        rclpy.try_shutdown()  # destroys every node of the process, then shuts the context down
+        context.destroy()  # its DDS participant goes now, not after Fast DDS's own statics at interpreter exit
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ class RosEnv(gym.Env):
                 raise ObservationLost(self.silent)
             if time.monotonic() >= end:
                 raise ObservationLost(f"{self.node.get_name()}: no {what} within {self.timeout} s; is the robot (or twin) running?")
-            self.reader.poll(end - time.monotonic())
+            self.reader.poll(min(0.1, end - time.monotonic()))  # returns to Python often enough for SIGINT / SIGTERM
 
     # -- the watchdog ----------------------------------------------------------------------------------------
     def _watchdog(self) -> None:
