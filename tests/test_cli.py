@@ -116,6 +116,7 @@ def test_video_into_a_new_folder_and_configs_by_name_from_anywhere(tmp_path):
     assert iio.improps(video).shape[0] > 1
 
 
+@pytest.mark.slow
 def test_a_short_run_evaluates_at_its_last_step_and_lists_only_what_it_wrote(tmp_path):
     run = tmp_path / "run"
     res = robotrl("train", "sac", "--env", "robotrl/ArmReach-v0", "--config", "sac", "--out", run, "--steps", "5",
@@ -130,6 +131,7 @@ def test_a_short_run_evaluates_at_its_last_step_and_lists_only_what_it_wrote(tmp
     assert res.returncode == 0 and "mean return" in res.stdout and "success rate" not in res.stdout
 
 
+@pytest.mark.slow
 def test_any_gymnasium_env_records_trains_rolls_out_and_evaluates_by_return(tmp_path):
     demos, run, sac = tmp_path / "pendulum.zarr", tmp_path / "run", tmp_path / "tiny.yaml"
     sac.write_text(TINY_SAC)

@@ -84,6 +84,7 @@ def wait_until(predicate, timeout: float) -> bool:
 
 
 # -- flights -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_takeoff_hover_and_land_with_velocity_setpoints(link: Link) -> None:
     quad, vehicle = link.quad, link.vehicle
     assert isinstance(quad, Quadrotor)

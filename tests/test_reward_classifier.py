@@ -39,6 +39,7 @@ def trained(tmp_path_factory):
     return store, model, report
 
 
+@pytest.mark.slow
 def test_classifier_separates_success_frames(trained):
     _, _, report = trained
     assert report.positives > 20 and report.n_val > 0
@@ -46,6 +47,7 @@ def test_classifier_separates_success_frames(trained):
     assert report.val_precision >= 0.9
 
 
+@pytest.mark.slow
 def test_wrapper_rewards_lifting_and_not_idling(trained, tmp_path):
     _, model, _ = trained
     path = tmp_path / "clf.pt"

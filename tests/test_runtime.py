@@ -5,6 +5,7 @@ import signal
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from robotrl.data import EpisodeStore
@@ -31,6 +32,7 @@ def test_file_weights_versions_and_pruning(tmp_path):
     assert sorted(p.name for p in (tmp_path / "w").glob("v*.pt")) == ["v00000002.pt", "v00000003.pt"]
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_run(tmp_path):
     run = tmp_path / "run"
     first = train(reach(300), run, progress=False)
@@ -48,6 +50,7 @@ def test_resume_continues_the_same_run(tmp_path):
     assert len(seeds) == len(set(seeds))  # the episode sequence continued, no seed replayed
 
 
+@pytest.mark.slow
 def test_processes_weights_reach_the_actor_and_a_learner_crash_leaves_it_running(tmp_path):
     run = tmp_path / "run"
     cfg = reach(10_000)

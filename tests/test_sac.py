@@ -302,6 +302,7 @@ def test_bf16_updates_follow_the_fp32_ones():
     assert cosine > 0.9, f"bf16 step differs from fp32: cosine {cosine:.3f}"
 
 
+@pytest.mark.slow
 def test_compiled_losses_match_eager_ones():
     """compile: true runs the same critic and actor losses through torch.compile: on one batch (transition mask,
     critic subset and gripper critic included) the losses and every gradient match the eager ones up to float
