@@ -29,7 +29,7 @@ from robotrl.ros import convert  # noqa: E402
 from robotrl.ros.devices import COMMAND_QOS  # noqa: E402
 from robotrl.ros.graph import NodeSpec, load_graph, node_command, params_yaml  # noqa: E402
 from robotrl.ros.nodes import split_node_name  # noqa: E402
-from robotrl.ros.ros_env import ObservationLost, RosEnv  # noqa: E402
+from robotrl.ros.ros_env import ObservationLost, RosEnv, Stopped  # noqa: E402
 from robotrl.ros.topic_reader import TopicReader  # noqa: E402
 from robotrl.ros.twin_node import TwinNode  # noqa: E402
 
@@ -450,6 +450,23 @@ def test_robotrl_launch_runs_the_pick_graph_to_the_end_cleanly_with_unique_node_
     assert {n for _, n in seen} >= {"twin", "arm", "actor", "actor_observations"}
     store = EpisodeStore(tmp_path / "runs/ros_pick/episodes.zarr")
     assert store.n_episodes == 3 and all(m.success for m in store.metas())
+
+
+def test_a_stop_ends_a_ros_env_wait_at_once(ros):
+    """RosEnv's ``stop`` event (the actor node sets it on SIGINT / SIGTERM) ends a wait for the robot with
+    Stopped, not after the 60 s startup timeout."""
+    executor, thread = ros
+    node = rclpy.create_node("stopping_actor")
+    executor.add_node(node)
+    thread.start()
+    stop = threading.Event()
+    env = RosEnv(node, PICK, twin="/nobody", stop=stop, startup_timeout=60.0)
+    threading.Timer(0.3, stop.set).start()
+    t = time.monotonic()
+    with pytest.raises(Stopped):
+        env.reset()  # nobody serves /nobody/reset
+    assert time.monotonic() - t < 30
+    env.close()
 
 
 def test_node_processes_have_unique_node_names_and_stop_cleanly_on_sigint_and_sigterm(tmp_path, ros):

@@ -15,8 +15,8 @@ actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps ar
 A node is named as in any ROS launch file, ``--ros-args -r __node:=<name>`` (default: the kind); that name goes
 to the process's main node only, and helper nodes are named after it (``<name>_observations``, the actor's
 topic reader; ``<name>_ros2_control``, the arm driver's client), so every name in the graph is unique.
-SIGINT and SIGTERM (what ``ros2 launch`` sends) stop a process cleanly: its work ends, its executor thread is
-joined, its nodes are destroyed and the context is shut down.
+SIGINT and SIGTERM (what ``ros2 launch`` sends) stop a process cleanly: its work ends (an actor between steps, a
+learner with a checkpoint), its executor thread is joined, its nodes are destroyed and the context is shut down.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Int64
+
+STOPPING = threading.Event()  # set by SIGINT / SIGTERM: every node process's main loop ends when it is set
 
 PARAMETERS: dict[str, dict[str, Any]] = {
     "twin": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "speed": 1.0, "seed": 0, "rate_hz": 100.0, "camera_hz": 10.0},
@@ -223,7 +225,7 @@ def actor_main(name: str) -> None:
     from robotrl.data import EpisodeStore
     from robotrl.experts import make_expert
     from robotrl.learning.sac import SACAgent, load_sac_config
-    from robotrl.ros.ros_env import ObservationLost, RosEnv
+    from robotrl.ros.ros_env import ObservationLost, RosEnv, Stopped
     from robotrl.runtime.actor import Actor
     from robotrl.runtime.train import RunConfig, load_agent, save_run
     from robotrl.runtime.transport import FileWeights
@@ -231,7 +233,7 @@ def actor_main(name: str) -> None:
     node = Node(name)
     p = declared(node, "actor")
     executor = spin_in_background(node)
-    env = RosEnv(node, p["task"], json.loads(p["task_kwargs"]), twin=p["twin"], max_obs_age=p["max_obs_age"])
+    env = RosEnv(node, p["task"], json.loads(p["task_kwargs"]), twin=p["twin"], max_obs_age=p["max_obs_age"], stop=STOPPING)
     if p["teleop"]:
         from robotrl.interventions import InterventionWrapper
         from robotrl.ros.teleop import RosTeleop
@@ -253,16 +255,16 @@ def actor_main(name: str) -> None:
     if store_path is None:
         raise SystemExit("actor: set 'store' (an episode store path) or 'run'")
     store = EpisodeStore(store_path, mode="a")
-    actor = Actor(env, agent, store, p["task"], transport, random_steps=p["random_steps"], poll_every=10, seed=p["seed"])
-    versions = node.create_publisher(Int64, "~/weights_version", 10)
-    node.get_logger().info(f"acting on {p['task']} with policy {p['policy']!r}, episodes into {store_path}")
     try:
-        while rclpy.ok() and (p["episodes"] <= 0 or actor.episodes < p["episodes"]):
+        actor = Actor(env, agent, store, p["task"], transport, random_steps=p["random_steps"], poll_every=10, seed=p["seed"])
+        versions = node.create_publisher(Int64, "~/weights_version", 10)
+        node.get_logger().info(f"acting on {p['task']} with policy {p['policy']!r}, episodes into {store_path}")
+        while not STOPPING.is_set() and (p["episodes"] <= 0 or actor.episodes < p["episodes"]):
             try:
                 done = actor.step()
             except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
                 node.get_logger().error(f"episode dropped: {lost}")
-                while env.unwrapped.silent and rclpy.ok():
+                while env.unwrapped.silent and not STOPPING.is_set():
                     time.sleep(0.05)
                 actor.restart_episode()
                 continue
@@ -271,7 +273,9 @@ def actor_main(name: str) -> None:
                 versions.publish(Int64(data=actor.weights_version))
                 node.get_logger().info(f"episode {done['index']}: success {meta.success}, return {meta.ret:.2f}, "
                                        f"weights v{actor.weights_version}")
-    finally:  # also on SIGINT / SIGTERM
+    except Stopped:  # the signal came while a step (or the first reset) waited for the robot
+        pass
+    finally:
         executor.shutdown()  # first: the watchdog would hold on the topics the stopping graph leaves silent
         store.close()
         env.close()
@@ -303,6 +307,8 @@ def learner_main(name: str) -> None:
     run = Path(p["run"])
     deadline = time.monotonic() + p["wait_s"]
     while not ((run / "run.yaml").exists() and (run / "episodes.zarr").exists()):  # the actor creates both
+        if STOPPING.is_set():
+            return
         if time.monotonic() > deadline:
             raise SystemExit(f"learner: no {run}/run.yaml and episodes.zarr after {p['wait_s']} s; is the actor running with run={run}?")
         time.sleep(0.2)
@@ -312,24 +318,33 @@ def learner_main(name: str) -> None:
     learner.transport = AnnouncedWeights(FileWeights(run / "weights"), node)
     _resume(learner, run, store)
     node.get_logger().info(f"learning from {run / 'episodes.zarr'}")
-    serve(learner, run / "episodes.zarr", run / "checkpoint.pt", run / "STOP")
+    serve(learner, run / "episodes.zarr", run / "checkpoint.pt", _StopFile(run / "STOP"))
+
+
+class _StopFile:
+    """serve() ends, checkpoint saved, once ``stop_file.exists()``: the STOP file, or SIGINT / SIGTERM too."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def exists(self) -> bool:
+        return STOPPING.is_set() or self.path.exists()
 
 
 def _wait_for_shutdown() -> None:
-    while rclpy.ok():
-        time.sleep(0.1)
+    while not STOPPING.wait(0.1):
+        pass
 
 
 MAINS = {"twin": twin_main, "camera": camera_main, "arm": arm_main, "quad": quad_main, "actor": actor_main, "learner": learner_main}
 
 
-def _stop_on_signal(signum: int, _frame) -> None:
-    # The first SIGINT / SIGTERM stops the process; later ones (Ctrl-C reaches every process of a launch, and the
-    # launcher signals them too; ros2 launch escalates SIGINT to SIGTERM) must not cut the stop short. A stop
-    # that hangs still ends: both launchers SIGKILL 10 s after their SIGINT.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+def _on_stop_signal(_signum: int, _frame) -> None:
+    # Only a flag, which the main loops check: an exception raised here (KeyboardInterrupt) would surface wherever
+    # the main thread is, e.g. inside rclpy's C++ converting a message, which turns it into a RuntimeError. Later
+    # signals (Ctrl-C reaches every process of a launch and the launcher signals them too; ros2 launch escalates
+    # SIGINT to SIGTERM) change nothing; a stop that hangs ends with the launchers' SIGKILL, 10 s after SIGINT.
+    STOPPING.set()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -339,14 +354,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
     name, ros_args = split_node_name(argv[0], argv[1:])
     # Our signal handlers, not rclpy's: rclpy's shuts the context down inside the handler, under threads still
-    # using it. Ours raise KeyboardInterrupt in the main thread, which ends the node's work in order below.
-    signal.signal(signal.SIGINT, _stop_on_signal)
-    signal.signal(signal.SIGTERM, _stop_on_signal)
+    # using it. Ours ask the main loop to end; the node's work then ends in order, and the teardown below runs.
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
     rclpy.init(args=["robotrl", *ros_args], signal_handler_options=SignalHandlerOptions.NO)
     try:
         MAINS[argv[0]](name)
-    except KeyboardInterrupt:
-        pass
     finally:
         for executor in list(BackgroundExecutor.running):
             executor.shutdown()

@@ -41,6 +41,10 @@ class ObservationLost(RuntimeError):
     """An observation topic went silent; the message names it. The robot has been told to hold."""
 
 
+class Stopped(Exception):
+    """RosEnv's ``stop`` event was set while it waited for the robot (the process is stopping)."""
+
+
 class _Stamped:
     """The last few messages of one topic, by capture stamp, with the steady time the newest arrived."""
 
@@ -159,19 +163,22 @@ class RosEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, node: Node, task: str, task_kwargs: dict | None = None, twin: str = "/twin", device: str | None = None,
-                 max_obs_age: float | None = None, deadline: float | None = None, timeout: float = 5.0, startup_timeout: float = 60.0):
+                 max_obs_age: float | None = None, deadline: float | None = None, timeout: float = 5.0, startup_timeout: float = 60.0,
+                 stop: threading.Event | None = None):
         """``node``: the actor's node (spun by the caller's executor). ``twin``: the twin node's name, whose
         ``~/task`` judges success and ``~/reset`` starts episodes ("" on hardware: reward then comes from
         ``/task`` of a reward-classifier node, and reset calls the device's home (arm) or stop (quad) service).
         ``device``: the device node's namespace (default /arm or /quad). ``max_obs_age``: seconds an
         observation topic may stay silent (default 1.5 control periods, so a hold comes within two; at least
         0.1 s). ``deadline``: seconds from one command to the next before the watchdog holds (default 2 control
-        periods, one to observe and one to think; at least 0.1 s). ``startup_timeout``: how long the first reset waits for the robot."""
+        periods, one to observe and one to think; at least 0.1 s). ``startup_timeout``: how long the first reset waits for the robot.
+        ``stop``: once set (by a signal handler, say), any wait for the robot ends within 0.1 s with ``Stopped``."""
         self.spec_env = gym.make(task, **(task_kwargs or {}))
         spec = self.spec_env.unwrapped
         self.config, self.safety = spec.config, spec.safety
         self.observation_space, self.action_space = self.spec_env.observation_space, self.spec_env.action_space
         self.node, self.task, self.timeout, self.startup_timeout = node, task, timeout, startup_timeout
+        self.stop = stop or threading.Event()
         self.control_dt = 1.0 / self.config.control_hz
         # Floors of 0.1 s: at 50 Hz, 1.5 periods (30 ms) is below an ordinary Linux scheduling hiccup.
         self.deadline = deadline if deadline is not None else max(2 * self.control_dt, 0.1)
@@ -222,9 +229,14 @@ class RosEnv(gym.Env):
                     return value
             if self.silent:
                 raise ObservationLost(self.silent)
+            self._check_stop()
             if time.monotonic() >= end:
                 raise ObservationLost(f"{self.node.get_name()}: no {what} within {self.timeout} s; is the robot (or twin) running?")
-            self.reader.poll(min(0.1, end - time.monotonic()))  # returns to Python often enough for SIGINT / SIGTERM
+            self.reader.poll(min(0.1, end - time.monotonic()))  # in slices: a stop is seen within 0.1 s
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Stopped(f"{self.node.get_name()}: stopped while waiting for the robot")
 
     # -- the watchdog ----------------------------------------------------------------------------------------
     def _watchdog(self) -> None:
@@ -256,9 +268,12 @@ class RosEnv(gym.Env):
     # -- gymnasium API ---------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if not self._reset.wait_for_service(timeout_sec=self.startup_timeout):
-            raise ObservationLost(f"service {self._reset.srv_name} not available after {self.startup_timeout} s: "
-                                  "start the twin (or the device node) first")
+        end = time.monotonic() + self.startup_timeout
+        while not self._reset.wait_for_service(timeout_sec=0.1):
+            self._check_stop()
+            if time.monotonic() > end:
+                raise ObservationLost(f"service {self._reset.srv_name} not available after {self.startup_timeout} s: "
+                                      "start the twin (or the device node) first")
         self._stepping = False
         result = self._call(self._reset, self.startup_timeout)  # a robot's reset (homing) takes seconds
         stamp = int(result.message.split("stamp_ns=")[1].split()[0]) if "stamp_ns=" in result.message else 0
@@ -271,6 +286,7 @@ class RosEnv(gym.Env):
         future = client.call_async(Trigger.Request())
         end = time.monotonic() + timeout
         while not future.done():
+            self._check_stop()
             if time.monotonic() > end:
                 raise ObservationLost(f"service {client.srv_name} did not answer within {timeout} s")
             time.sleep(0.001)
