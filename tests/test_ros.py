@@ -135,6 +135,7 @@ def test_bad_commands_are_rejected_with_a_reason_and_the_arm_keeps_its_target(tw
     wait_for(lambda: abs(twin.env.arm.target_pose()[0][2] - before[2] - 0.02) < 1e-9)
 
 
+@pytest.mark.slow
 def test_expert_picks_through_ros_and_a_silent_camera_makes_the_actor_hold(ros, start_twin):
     """The actor sees images/front through ROS and the expert picks the cube; then the twin's camera drops out
     (its ~/cameras fault switch) and the actor commands hold within two control periods."""
@@ -191,6 +192,7 @@ def _stop(procs):
             p.kill()
 
 
+@pytest.mark.slow
 def test_graph_processes_learn_through_ros_and_the_actor_outlives_the_learner(tmp_path, ros):
     """sim_learn: twin, actor and learner as separate processes over DDS. Episodes land in the store, weight
     versions advance and reach the actor (it announces the version it acted with); killing the learner leaves
@@ -419,6 +421,7 @@ def test_the_quadrotor_hovers_through_ros_and_the_mavlink_driver(ros):
 UNCLEAN = ("already registered", "terminate called", "Traceback", "Fatal Python error")  # what a clean run never prints
 
 
+@pytest.mark.slow
 def test_robotrl_launch_runs_the_pick_graph_to_the_end_cleanly_with_unique_node_names(tmp_path, ros):
     """`robotrl launch sim_pick` as a user runs it: twin and actor as separate processes over DDS; the scripted
     expert picks the cube through ROS in every episode; the graph stops when the actor has done its episodes, and
@@ -469,6 +472,7 @@ def test_a_stop_ends_a_ros_env_wait_at_once(ros):
     env.close()
 
 
+@pytest.mark.slow
 def test_node_processes_have_unique_node_names_and_stop_cleanly_on_sigint_and_sigterm(tmp_path, ros):
     """A twin, an actor acting forever and a ros2_control arm driver (against the twin's /joint_states, as on a
     robot): each helper node (the actor's topic reader, the driver's client) has a name of its own, and SIGINT or
@@ -512,6 +516,7 @@ def test_node_processes_have_unique_node_names_and_stop_cleanly_on_sigint_and_si
     assert EpisodeStore(tmp_path / pick["actor"].parameters["store"]).n_episodes >= 1  # closed cleanly on SIGTERM
 
 
+@pytest.mark.slow
 def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_then_land(ros, start_twin):
     """QuadHover through RosEnv (CTBR at 50 Hz over /quad/ctbr): the scripted pilot succeeds. Then the twin's
     process freezes (SIGSTOP: odometry silent): the actor commands hover at once and, as the hold lasts, land;
