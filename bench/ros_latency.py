@@ -143,8 +143,9 @@ def shutdown(executor: Executor | None = None, *nodes: Node) -> None:
         executor.shutdown()
     for node in nodes:
         node.destroy_node()
-    rclpy.try_shutdown()
-    rclpy.get_default_context().destroy()
+    context = rclpy.get_default_context()  # taken first: try_shutdown replaces the default context with a new one
+    rclpy.try_shutdown(context=context)
+    context.destroy()
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
