@@ -312,3 +312,14 @@ def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int = 10_000) -
             wins.append(bool(flag))
         returns.append(ret)
     return (float(np.mean(wins)) if wins else None), float(np.mean(returns))
+
+
+def wilson_interval(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % (z = 1.96) Wilson score interval of a success rate measured over ``n`` episodes. Unlike rate +- z * se
+    it stays inside [0, 1] and is not zero-width at 0 % or 100 %: 5 of 5 episodes is 57-100 %, 31 of 40 is 62-88 %."""
+    if n <= 0:
+        return 0.0, 1.0
+    z2 = z * z / n
+    center = (rate + z2 / 2) / (1 + z2)
+    half = z / (1 + z2) * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n))
+    return max(0.0, center - half), min(1.0, center + half)

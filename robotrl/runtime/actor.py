@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any, Iterator
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -14,23 +15,59 @@ from robotrl.interventions import InterventionWrapper
 
 if TYPE_CHECKING:  # type hints only: rollout and record, which make envs here, need no torch
     from robotrl.learning.sac import SACAgent
-    from robotrl.runtime.transport import WeightsTransport
+    from robotrl.runtime.transport import FileProgress, WeightsTransport
+
+
+class RateLimiter:
+    """Holds an actor in sim to its learner's pace, as a replay rate limiter does: the env steps of its stored
+    episodes (after the random warm-up, which the learner does not pay for) may run at most ``max_ahead`` ahead of
+    the learner's updates (one per env step). Free, an actor in sim outruns a learner that shares its CPU, and the
+    update-to-data ratio silently drops. On a robot nothing waits: the world does not pause for the learner.
+
+    It waits for a learner that has not reported yet (starting up: as if at 0 updates) or is ``ready`` (has a
+    batch of data; before that it waits for data itself), only while it is ``alive`` and not once ``stopping``.
+    Counts only stored episodes: the learner cannot pay for the episode in progress; waiting for it would deadlock."""
+
+    def __init__(self, progress: FileProgress, warmup: int, max_ahead: int, alive: Callable[[], bool] = lambda: True,
+                 stopping: Callable[[], bool] = lambda: False, poll_seconds: float = 0.002):
+        self.progress, self.warmup, self.max_ahead = progress, warmup, max_ahead
+        self.alive, self.stopping, self.poll_seconds = alive, stopping, poll_seconds
+        self._seen: dict[str, Any] = {}  # the learner's last counters read; they only grow
+
+    def wait(self, stored_steps: int, max_ahead: int | None = None, counter: str = "updates") -> None:
+        """Return once the learner's ``counter`` is within ``max_ahead`` (default: the limiter's) of the stored
+        env steps. ``counter="published_updates"``, ``max_ahead=0``: until the actor can load weights of every
+        update its data paid for (before an evaluation)."""
+        ahead = self.max_ahead if max_ahead is None else max_ahead
+        if not self._seen.get("ready") or self._behind(stored_steps, counter) > ahead:  # else: no file read
+            self._seen = self.progress.read()
+        while self._behind(stored_steps, counter) > ahead and self.alive() and not self.stopping():
+            time.sleep(self.poll_seconds)
+            self._seen = self.progress.read()
+
+    def _behind(self, stored_steps: int, counter: str) -> int:
+        if self._seen and not self._seen.get("ready"):
+            return 0
+        return stored_steps - self.warmup - self._seen.get(counter, 0)
 
 
 class Actor:
     """One env step per ``step()``. With a ``transport``, new weights are loaded every ``poll_every`` steps
-    without stopping; if the learner is gone the actor simply keeps its last weights."""
+    without stopping; if the learner is gone the actor simply keeps its last weights. With a ``limiter`` (sim),
+    a step first waits for the learner to keep up (see RateLimiter)."""
 
     def __init__(self, env: gym.Env, agent: SACAgent, store: EpisodeStore, task: str, transport: WeightsTransport | None = None,
-                 random_steps: int = 0, poll_every: int = 10, seed: int = 0, resume_at: tuple[int, int] = (0, 0)):
+                 random_steps: int = 0, poll_every: int = 10, seed: int = 0, resume_at: tuple[int, int] = (0, 0),
+                 limiter: RateLimiter | None = None):
         """``resume_at``: (env steps, episodes) already done by this run, so a resumed actor continues the
         episode seed sequence and the random warm-up where they stopped."""
-        self.env, self.agent, self.transport = env, agent, transport
+        self.env, self.agent, self.transport, self.limiter = env, agent, transport, limiter
         self.recorder = EpisodeRecorder(store)
         self.task, self.robot = task, robot_name(env)
         self.random_steps, self.poll_every, self.seed = random_steps, poll_every, seed
         self.weights_version = -1
         self.env_steps, self.episodes = resume_at
+        self.stored_steps = self.env_steps  # env steps of the episodes in the store (the one in progress is not)
         self.env.action_space.seed(seed)
         self._obs = self._begin()
 
@@ -59,6 +96,8 @@ class Actor:
 
     def step(self) -> dict[str, Any] | None:
         """Act once; returns a summary of the episode when this step ended one (it is then in the store)."""
+        if self.limiter is not None:
+            self.limiter.wait(self.stored_steps)
         if self.transport is not None and self.env_steps % self.poll_every == 0:
             self.poll_weights()
         random = self.env_steps < self.random_steps
@@ -79,6 +118,7 @@ class Actor:
         summary = {"index": index, "rows": self.recorder.last_rows, "meta": meta,
                    "intervention_rate": info.get("intervention_rate", 0.0)}
         self.episodes += 1
+        self.stored_steps = self.env_steps
         self._obs = self._begin()
         return summary
 
