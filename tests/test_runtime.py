@@ -1,5 +1,7 @@
-"""Actor / learner runtime: weights travel by version, a learner crash leaves the actor running, resume continues."""
+"""Actor / learner runtime: weights travel by version, a learner crash leaves the actor running, resume continues,
+the actor in sim keeps to the learner's pace, evaluations carry their interval."""
 
+import json
 import os
 import signal
 import time
@@ -9,15 +11,17 @@ import pytest
 import torch
 
 from robotrl.data import EpisodeStore
-from robotrl.runtime.train import RunConfig, _resume, _setup, _start_learner, evaluate_run, save_run, train
-from robotrl.runtime.actor import Actor
+from robotrl.learning.sac import wilson_interval
+from robotrl.runtime.train import (RunConfig, _resume, _setup, _start_learner, evaluate_run, load_history, save_run,
+                                   train)
+from robotrl.runtime.actor import Actor, RateLimiter
 from robotrl.runtime.transport import FileWeights
 
 FAST = {"batch_size": 64, "hidden": 64, "num_threads": 1}
 
 
 def reach(total_steps, **kw):
-    return RunConfig(env="robotrl/ArmReach-v0", env_kwargs={"reward": "dense"}, sac=FAST, total_steps=total_steps,
+    return RunConfig(env="robotrl/ArmReach-v0", env_kwargs={"reward": "dense"}, sac=kw.pop("sac", FAST), total_steps=total_steps,
                      eval_every=kw.pop("eval_every", 100), eval_episodes=2, random_steps=kw.pop("random_steps", 100), **kw)
 
 
@@ -39,7 +43,7 @@ def test_resume_continues_the_same_run(tmp_path):
     before = evaluate_run(run, episodes=3)
     cfg, ckpt = reach(300), torch.load(run / "checkpoint.pt", weights_only=False)
     env, agent, learner, store = _setup(cfg, run, writer=False)
-    assert _resume(learner, run, store)
+    assert _resume(learner, run, store).startswith(f"resumed {run} at env step 300 ")
     # The resumed policy is the trained one, not a fresh initialization (LeRobot PR #4560's bug).
     assert agent.num_updates == ckpt["agent"]["num_updates"] > 0
     assert evaluate_run(run, episodes=3) == before
@@ -74,3 +78,76 @@ def test_processes_weights_reach_the_actor_and_a_learner_crash_leaves_it_running
     finally:
         if proc.is_alive():
             proc.kill()
+
+
+def test_wilson_interval():
+    assert [round(x, 2) for x in wilson_interval(31 / 40, 40)] == [0.62, 0.88]  # 77.5 % of 40: 62-88 %
+    assert [round(x, 2) for x in wilson_interval(1.0, 5)] == [0.57, 1.0]  # 5 of 5 is not "100 %"
+    low, high = wilson_interval(0.0, 50)
+    assert low == 0.0 and 0.06 < high < 0.08
+    low, high = wilson_interval(0.5, 200)
+    assert 0.43 < low < 0.5 < high < 0.57
+
+
+class Reports:
+    """A learner's counters as the actor reads them: each read, ``step`` more updates (None: no report yet)."""
+
+    def __init__(self, ready=True, step=10, start=0, reports=True):
+        self.reads, self.ready, self.step, self.updates, self.reports = 0, ready, step, start, reports
+
+    def read(self):
+        self.reads += 1
+        self.updates += self.step
+        return {"updates": self.updates, "ready": self.ready} if self.reports else {}
+
+
+def test_rate_limiter_waits_for_a_ready_live_learner_only():
+    learner = Reports()
+    RateLimiter(learner, warmup=20, max_ahead=50, poll_seconds=0).wait(stored_steps=220)
+    assert learner.updates == 150  # returned at the first report within 50 of 220 - 20 stored env steps
+    learner = Reports(start=200)
+    limiter = RateLimiter(learner, warmup=0, max_ahead=50, poll_seconds=0)
+    limiter.wait(220)
+    limiter.wait(240)
+    assert learner.reads == 1  # within reach of the counters read before: no read at all
+    for idle in (Reports(ready=False), Reports(step=0)):  # no batch yet (it waits for data) / a dead learner
+        RateLimiter(idle, warmup=0, max_ahead=50, alive=lambda: idle.step > 0, poll_seconds=0).wait(1000)
+        assert idle.reads <= 2
+    starting = Reports(reports=False)  # a learner process still starting up: as if at 0 updates
+    reads = iter(range(5))
+    RateLimiter(starting, warmup=0, max_ahead=50, alive=lambda: next(reads, None) is not None, poll_seconds=0).wait(100)
+    assert starting.reads >= 5
+
+
+@pytest.mark.slow
+def test_processes_hold_the_configured_update_to_data_ratio(tmp_path):
+    """Two processes in sim: the actor waits for the learner, so the learner's real updates (not the actor's
+    count, always 0) keep the learner config's ratio, and the metrics say so."""
+    handler = signal.getsignal(signal.SIGTERM)
+    cfg = reach(600, eval_every=200, random_steps=0, sac={**FAST, "hidden": 32, "batch_size": 32, "utd": 2})
+    history = train(cfg, tmp_path / "run", processes=True, progress=False)
+    assert signal.getsignal(signal.SIGTERM) is handler  # train() put the previous SIGTERM handler back
+    assert [h["env_steps"] for h in history] == [200, 400, 600]
+    for row in history[1:]:  # after 400 and 600 env steps: critic updates per env step within 20 % of utd 2
+        assert abs(row["utd"] / 2 - 1) <= 0.2, history
+    assert history[-1]["updates"] >= 0.8 * 600 and history[-1]["weights_version"] > 1
+    progress = json.loads((tmp_path / "run" / "learner.json").read_text())
+    assert progress["updates"] == history[-1]["updates"] and progress["critic_updates"] == 2 * progress["updates"]
+
+
+def test_a_run_without_checkpoint_continues_from_its_episodes_and_says_so(tmp_path):
+    run = tmp_path / "run"
+    tiny = {**FAST, "hidden": 32, "batch_size": 32}
+    train(reach(100, random_steps=100, sac=tiny), run, progress=False)  # all random: no updates
+    (run / "checkpoint.pt").unlink()
+    (run / "best.pt").unlink()
+    with open(run / "metrics.jsonl", "a") as f:  # an evaluation after the last stored episode (its episode was lost)
+        f.write(json.dumps({"event": "eval", "env_steps": 150, "success": 0.0, "return": 0.0}) + "\n")
+    env, agent, learner, store = _setup(reach(200, sac=tiny), run, writer=False)
+    message = _resume(learner, run, store)
+    assert message.startswith(f"continued {run} at env step 100 (2 stored episodes) with fresh networks")
+    assert learner.env_steps == 100 and len(learner.online) > 0
+    store.close()
+    history = train(reach(200, random_steps=100, sac=tiny), run, progress=False)
+    assert [h["env_steps"] for h in history] == [100, 200] == [h["env_steps"] for h in load_history(run)]
+    assert len(EpisodeStore(run / "episodes.zarr").metas()) == 4 and (run / "best.pt").exists()
