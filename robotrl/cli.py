@@ -14,7 +14,7 @@ EPILOG = """Examples:
   robotrl record --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --out demos/pick.zarr
   robotrl data info demos/pick.zarr
   robotrl train sac --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --config sac_pick --out runs/pick
-  robotrl eval --run runs/pick --episodes 20
+  robotrl eval --run runs/pick --episodes 200    # best.pt on fresh seeds, success rate with its 95 % interval
   robotrl bench learner --config sac_pick        # is compile / bf16 faster on this machine?
   robotrl train sac --env Pendulum-v1 --out runs/pendulum    # any gymnasium env; no success flag: scored by return"""
 
@@ -42,7 +42,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     video_path = _video_path(args.video)
     render = {"render_mode": "rgb_array"} if (args.video or args.frames) else {}
     env = make_env(args.env, {**task_kwargs(args.env, args.config, args.cameras), **render}, args.success_key)
-    policy = make_policy(env, args.policy, args.env)
+    policy = make_policy(env, args.policy, args.env, args.checkpoint)
     frames_dir = Path(args.frames) if args.frames else None
     for folder in (video_path.parent if video_path else None, frames_dir):  # now, not after every episode ran
         if folder:
@@ -72,13 +72,21 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         print(f"frames: {frames_dir}/")
     print(f"env {args.env}  policy {args.policy}  episodes {args.episodes}")
     cost = f"  mean safety cost {np.mean(costs):.2f}" if is_task(args.env) else ""  # other envs report no cost
-    print(_score(success_rate(flags), float(np.mean(returns))) + cost)
+    print(_score(success_rate(flags), float(np.mean(returns)), args.episodes) + cost)
     return 0
 
 
-def _score(success: float | None, ret: float) -> str:
-    """Mean return, and the success rate where the env reports success."""
-    return f"mean return {ret:.3f}" + ("" if success is None else f"  success rate {success:.2%}")
+def _score(success: float | None, ret: float, episodes: int) -> str:
+    """Mean return, and where the env reports success the success rate with its 95 % interval."""
+    return f"mean return {ret:.3f}" + ("" if success is None else f"  success rate {_rate(success, episodes)}")
+
+
+def _rate(success: float, episodes: int) -> str:
+    """'77.5 % (95 % CI 62-88 %, 40 episodes)': a rate from few episodes says how little it knows."""
+    from robotrl.learning.sac import wilson_interval
+
+    low, high = wilson_interval(success, episodes)
+    return f"{100 * success:.1f} % (95 % CI {100 * low:.0f}-{100 * high:.0f} %, {episodes} episodes)"
 
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -113,8 +121,9 @@ def task_kwargs(env_id: str, config: str | None = None, cameras: str | None = No
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def make_policy(env, name: str, env_id: str):
-    """"scripted" (the task's expert), "random" (None: sample the action space) or a run folder (its policy)."""
+def make_policy(env, name: str, env_id: str, checkpoint: str = "best"):
+    """"scripted" (the task's expert), "random" (None: sample the action space) or a run folder (its policy from
+    the ``checkpoint`` named: best or last, printed)."""
     if name == "random":
         return None
     if name == "scripted":
@@ -125,12 +134,21 @@ def make_policy(env, name: str, env_id: str):
         return make_expert(env)
     if not Path(name).is_dir():
         raise ValueError(f"no run folder {name}; --policy takes scripted, random or a run folder")
-    from robotrl.runtime.train import load_agent
+    from robotrl.runtime.train import load_run
 
-    agent, cfg = load_agent(name)
-    if cfg.env != env_id:
-        raise ValueError(f"run {name} was trained on {cfg.env}, not {env_id}")
+    trained_on = load_run(Path(name)).env
+    if trained_on != env_id:
+        raise ValueError(f"run {name} was trained on {trained_on}, not {env_id}")
+    agent = _load_printed(name, checkpoint)
     return lambda obs: agent.act(obs, deterministic=True)
+
+
+def _load_printed(run: str, checkpoint: str):
+    """A run's agent, after printing which checkpoint file it comes from."""
+    from robotrl.runtime.train import checkpoint_path, describe_checkpoint, load_agent
+
+    print(f"policy: {describe_checkpoint(checkpoint_path(run, checkpoint))}", flush=True)
+    return load_agent(run, checkpoint)[0]
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -140,7 +158,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from robotrl.runtime.actor import make_env, postfix, record_episode, success_rate
 
     env = make_env(args.env, task_kwargs(args.env, args.config, args.cameras), args.success_key)
-    policy = make_policy(env, args.policy, args.env)
+    policy = make_policy(env, args.policy, args.env, args.checkpoint)
     store = EpisodeStore(args.out, mode="a")
     recorder = EpisodeRecorder(store)
     flags, returns = [], []
@@ -152,7 +170,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         bar.set_postfix(postfix(success_rate(flags), float(np.mean(returns))))
     env.close()
     print(f"recorded {args.episodes} episodes to {args.out} (store now holds {store.n_episodes})")
-    print(_score(success_rate(flags), float(np.mean(returns))))
+    print(_score(success_rate(flags), float(np.mean(returns)), args.episodes))
     return 0
 
 
@@ -171,7 +189,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from robotrl.config import config_path, read_yaml
     from robotrl.learning.sac import load_sac_config
-    from robotrl.runtime.train import RunConfig, train
+    from robotrl.runtime.train import RunConfig, load_history, train
 
     learner_file = config_path(args.config, "learners") if args.config else None
     utd = {"utd": args.utd} if args.utd else None
@@ -179,22 +197,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     sac = {**(read_yaml(learner_file) if learner_file else {}), **(utd or {})}
     cfg = RunConfig(env=args.env, env_kwargs=task_kwargs(args.env, cameras=args.cameras, reward=args.reward), sac=sac,
                     demos=args.demos, human=args.human, seed=args.seed, total_steps=args.steps,
-                    eval_every=args.eval_every, eval_episodes=args.eval_episodes, success_key=args.success_key)
-    history = train(cfg, args.out, processes=args.processes, progress=not args.quiet)
+                    eval_every=args.eval_every, eval_episodes=args.eval_episodes, success_key=args.success_key,
+                    max_ahead=args.max_ahead, random_steps=args.random_steps)
+    try:
+        history = train(cfg, args.out, processes=args.processes, progress=not args.quiet)
+        code = 0
+    except KeyboardInterrupt:  # train() saved the checkpoint and metrics first; 130: the shell's code for Ctrl-C
+        history, code = load_history(args.out), 130
     if history:
         last = history[-1]
-        print(f"final eval after {last['env_steps']} env steps: {_score(last['success'], last['return'])}")
-    written = [name for name in ("learning_curve.png", "metrics.jsonl") if (Path(args.out) / name).exists()]
+        print(f"last eval after {last['env_steps']} env steps: {_score(last['success'], last['return'], last['episodes'])}")
+    written = [name for name in ("best.pt", "checkpoint.pt", "learning_curve.png", "metrics.jsonl") if (Path(args.out) / name).exists()]
     print(f"run: {args.out} ({', '.join([*written, f'TensorBoard: tensorboard --logdir {args.out}/tb'])})")
-    return 0
+    print(f"report it on fresh seeds: robotrl eval --run {args.out} --episodes 200")
+    return code
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from robotrl.runtime.train import evaluate_run
+    from robotrl.learning.sac import evaluate
+    from robotrl.runtime.actor import make_env
+    from robotrl.runtime.train import BEST, SELECT_SEED, checkpoint_path, load_run
 
-    success, ret = evaluate_run(args.run, args.episodes, args.seed)
-    print(f"run {args.run}  episodes {args.episodes}")
-    print(_score(success, ret))
+    agent = _load_printed(args.run, args.checkpoint)
+    cfg = load_run(Path(args.run))
+    picked = checkpoint_path(args.run, args.checkpoint).name == BEST
+    if picked and args.seed < SELECT_SEED + cfg.eval_episodes and SELECT_SEED < args.seed + args.episodes:
+        print(f"note: seeds {args.seed}-{args.seed + args.episodes - 1} overlap {SELECT_SEED}-"
+              f"{SELECT_SEED + cfg.eval_episodes - 1}, which picked best.pt during training: this rate flatters it")
+    success, ret = evaluate(agent, make_env(cfg.env, cfg.env_kwargs, cfg.success_key), args.episodes, args.seed)
+    print(f"run {args.run}  episodes {args.episodes} (seeds {args.seed}-{args.seed + args.episodes - 1})")
+    print(_score(success, ret, args.episodes))
     return 0
 
 
@@ -266,7 +298,13 @@ def _episode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="task config overriding the task's defaults: a YAML file or a configs/tasks/ name, e.g. arm_pick_cube (robotrl tasks only)")
     p.add_argument("--cameras", help="comma-separated cameras to add as image observations, e.g. front,wrist (robotrl tasks only)")
     p.add_argument("--success-key", help=SUCCESS_KEY_HELP)
+    p.add_argument("--checkpoint", **CHECKPOINT_ARG)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+CHECKPOINT_ARG = {"choices": ["best", "last"], "default": "best",
+                  "help": "which policy of a run folder: best (best.pt, the best evaluation during training; "
+                          "checkpoint.pt where there is none) or last (checkpoint.pt) (default: best)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sac", help="SAC in the RLPD / HIL-SERL recipe",
         description="Train SAC (RLPD / HIL-SERL recipe) on a task, from scratch or from demonstrations, optionally "
         "with a scripted human intervening. Writes a run folder (checkpoint, episodes, TensorBoard, learning "
-        "curve); running the same --out again resumes it.",
+        "curve, best.pt beside checkpoint.pt); running the same --out again resumes it. SIGTERM or Ctrl-C stop it "
+        "with its checkpoint and metrics saved (exit 0 after SIGTERM, 130 after Ctrl-C).",
     )
     p.add_argument("--env", required=True, help="robotrl task id, e.g. robotrl/ArmPickCube-v0, or any gymnasium env id")
     p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
@@ -318,21 +357,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="learner config overriding configs/learners/sac.yaml: a YAML file or a configs/learners/ name, e.g. sac_pick")
     p.add_argument("--steps", type=_positive, default=20_000, help="env steps to train for, in total (default: 20000)")
     p.add_argument("--utd", type=_positive, help="update-to-data ratio (critic steps per env step)")
+    p.add_argument("--random-steps", type=int, help="uniform random actions first, without updates (default: 0 with "
+                   "--demos, else 1000)")
     p.add_argument("--eval-every", type=_positive, default=1000, help="env steps between evaluations, and at the last step (default: 1000)")
-    p.add_argument("--eval-episodes", type=_positive, default=20, help="episodes per evaluation (default: 20)")
+    p.add_argument("--eval-episodes", type=_positive, default=50, help="episodes per evaluation, seeds 10000 + i: they "
+                   "pick best.pt (default: 50)")
     p.add_argument("--reward", choices=["sparse", "dense"], help="override the task's reward type (robotrl tasks only)")
     p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist (robotrl tasks only)")
     p.add_argument("--success-key", help=SUCCESS_KEY_HELP + "; stored in the run for eval and resume")
     p.add_argument("--human", choices=["none", "scripted"], default="none", help="a scripted human intervenes (ArmPickCube)")
     p.add_argument("--processes", action="store_true", help="actor and learner in separate processes (as on a robot)")
+    p.add_argument("--max-ahead", type=int, default=100, help="with --processes: env steps the actor may run ahead of "
+                   "the learner's updates, so the update-to-data ratio holds; 0: never wait (default: 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a trained run", description="Run a trained policy deterministically on fresh seeds and print its mean return and success rate.")
+    p = sub.add_parser("eval", help="evaluate a trained run", description="Run a trained policy deterministically on "
+                       "fresh seeds (never those that picked best.pt) and print its mean return and success rate with "
+                       "its 95 % interval.")
     p.add_argument("--run", required=True, help="run folder written by `robotrl train`")
-    p.add_argument("--episodes", type=_positive, default=20, help="episodes (default: 20)")
-    p.add_argument("--seed", type=int, default=20_000, help="seed of the first episode (default: 20000)")
+    p.add_argument("--episodes", type=_positive, default=50, help="episodes (default: 50; 200 or more for a final report)")
+    p.add_argument("--seed", type=int, default=20_000, help="seed of the first episode (default: 20000; training "
+                   "evaluates on 10000 + i)")
+    p.add_argument("--checkpoint", **CHECKPOINT_ARG)
     p.set_defaults(fn=cmd_eval)
 
     data = sub.add_parser("data", help="inspect episode stores", description="Inspect zarr episode stores.")

@@ -1,11 +1,14 @@
 """The robotrl command line, run as a user runs it (a subprocess)."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import imageio.v3 as iio
 import pytest
+import torch
 
 from robotrl import ENVS
 
@@ -43,7 +46,7 @@ def test_rollout_prints_success_rate_and_writes_video_and_frames(tmp_path):
     res = robotrl("rollout", "--env", "robotrl/ArmPickCube-v0", "--episodes", "3", "--video", str(video),
                   "--video-episodes", "1", "--frames", str(frames), "--cameras", "wrist", "--quiet")
     assert res.returncode == 0, res.stderr
-    assert "success rate 100.00%" in res.stdout
+    assert "success rate 100.0 % (95 % CI 44-100 %, 3 episodes)" in res.stdout
     assert iio.improps(video).shape[0] > 5  # a real video with frames
     assert any(p.name.endswith("_wrist.png") for p in frames.iterdir())
 
@@ -122,7 +125,7 @@ def test_a_short_run_evaluates_at_its_last_step_and_lists_only_what_it_wrote(tmp
     res = robotrl("train", "sac", "--env", "robotrl/ArmReach-v0", "--config", "sac", "--out", run, "--steps", "5",
                   "--eval-episodes", "1", "--success-key", "reached", "--quiet", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "final eval after 5 env steps: mean return" in res.stdout
+    assert "last eval after 5 env steps: mean return" in res.stdout
     assert "success rate" not in res.stdout  # the env reports no 'reached' key: scored by return
     for name in ("learning_curve.png", "metrics.jsonl"):
         assert name in res.stdout and (run / name).exists()
@@ -143,13 +146,55 @@ def test_any_gymnasium_env_records_trains_rolls_out_and_evaluates_by_return(tmp_
     res = robotrl("train", "sac", "--env", "Pendulum-v1", "--demos", demos, "--config", sac, "--out", run,
                   "--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--quiet")
     assert res.returncode == 0, res.stderr
-    assert "final eval after 300 env steps: mean return -" in res.stdout and "success" not in res.stdout
+    assert "last eval after 300 env steps: mean return -" in res.stdout and "success" not in res.stdout
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["env_steps"] for r in rows] == [150, 300] and rows[-1]["updates"] == 300  # demos: updates from step 1
-    assert rows[-1]["success"] is None
+    assert rows[-1]["success"] is None and rows[-1]["success_ci"] is None
 
     res = robotrl("rollout", "--env", "Pendulum-v1", "--policy", run, "--episodes", "2", "--quiet")
     assert res.returncode == 0, res.stderr
     assert "mean return -" in res.stdout and "success rate" not in res.stdout and "safety cost" not in res.stdout
     res = robotrl("eval", "--run", run, "--episodes", "1")
     assert res.returncode == 0 and "mean return -" in res.stdout, res.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_run_the_same_command_resumes_and_eval_reports_best_with_its_interval(tmp_path):
+    """What a shared machine or `ros2 launch` does to a training: SIGTERM once it has updated. It stops cleanly
+    (exit 0) with its checkpoint and a stop row saved; the same command resumes there and finishes; eval loads
+    best.pt (or checkpoint.pt when asked), says which, and prints the success rate with its 95 % interval."""
+    run, sac = tmp_path / "run", tmp_path / "tiny.yaml"
+    sac.write_text(TINY_SAC)
+    command = [sys.executable, "-m", "robotrl.cli", "train", "sac", "--env", "robotrl/ArmReach-v0", "--config", sac,
+               "--out", run, "--steps", "1000", "--eval-every", "500", "--eval-episodes", "2", "--random-steps", "0",
+               "--quiet"]
+    proc = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (run / "checkpoint.pt").exists() and proc.poll() is None:  # written after the first 100 updates
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM at env step" in out and "Traceback" not in err
+    stop = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert stop["event"] == "stop" and stop["signal"] == "SIGTERM" and stop["updates"] >= 100
+    assert stop["env_steps"] < 1000  # stopped, not finished
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["agent"]["num_updates"] == stop["updates"]
+
+    res = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"resumed {run} at env step {stop['stored_steps']} " in res.stdout
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["event"] == "eval"]
+    assert [r["env_steps"] for r in evals] == [500, 1000] and evals[-1]["updates"] > stop["updates"]
+    assert all(len(r["success_ci"]) == 2 and r["episodes"] == 2 for r in evals)
+    assert (run / "best.pt").exists() and (run / "checkpoint.pt").exists()
+
+    res = robotrl("eval", "--run", run, "--episodes", "3")
+    assert res.returncode == 0, res.stderr
+    assert f"policy: {run}/best.pt (best evaluation during training" in res.stdout
+    assert "% (95 % CI " in res.stdout and ", 3 episodes)" in res.stdout
+    res = robotrl("eval", "--run", run, "--episodes", "3", "--checkpoint", "last")
+    assert res.returncode == 0 and f"policy: {run}/checkpoint.pt (last: " in res.stdout, res.stderr
