@@ -43,7 +43,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "twin": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "speed": 1.0, "seed": 0, "rate_hz": 100.0, "camera_hz": 10.0},
     "actor": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "policy": "scripted", "episodes": 0, "store": "",
               "run": "", "sac": "{}", "seed": 0, "random_steps": 0, "twin": "/twin", "max_obs_age": 0.0,
-              "teleop": True},
+              "teleop": True, "checkpoint": "best"},
     "learner": {"run": "", "wait_s": 120.0},
     "camera": {"driver": "realsense", "camera": "front", "serial": "", "source": "0", "width": 640, "height": 480,
                "fps": 30, "depth": False},
@@ -227,7 +227,7 @@ def actor_main(name: str) -> None:
     from robotrl.learning.sac import SACAgent, load_sac_config
     from robotrl.ros.ros_env import ObservationLost, RosEnv, Stopped
     from robotrl.runtime.actor import Actor
-    from robotrl.runtime.train import RunConfig, load_agent, save_run
+    from robotrl.runtime.train import RunConfig, checkpoint_path, describe_checkpoint, load_agent, save_run
     from robotrl.runtime.transport import FileWeights
 
     node = Node(name)
@@ -249,8 +249,9 @@ def actor_main(name: str) -> None:
         save_run(cfg, run)
         agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
         transport = FileWeights(run / "weights")
-    else:
-        agent, _ = load_agent(p["policy"])
+    else:  # a run folder: its best.pt (else checkpoint.pt) or, with checkpoint "last", checkpoint.pt
+        node.get_logger().info(f"policy: {describe_checkpoint(checkpoint_path(p['policy'], p['checkpoint']))}")
+        agent, _ = load_agent(p["policy"], p["checkpoint"])
     store_path = Path(p["store"]) if p["store"] else (run / "episodes.zarr" if run else None)
     if store_path is None:
         raise SystemExit("actor: set 'store' (an episode store path) or 'run'")
