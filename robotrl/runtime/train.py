@@ -134,7 +134,7 @@ class _SigtermStop:
 
     def __init__(self) -> None:
         self.signal: str | None = None
-        self._previous: Any = None
+        self._installed, self._previous = False, None
 
     def requested(self) -> bool:
         return self.signal is not None
@@ -144,12 +144,12 @@ class _SigtermStop:
 
     def __enter__(self) -> _SigtermStop:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous, self._installed = signal.signal(signal.SIGTERM, self._handle), True
         return self
 
     def __exit__(self, *_exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        if self._installed:  # None: a handler not set from Python; the default is the closest we can restore
+            signal.signal(signal.SIGTERM, self._previous if self._previous is not None else signal.SIG_DFL)
 
 
 def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bool = True) -> list[dict]:
