@@ -18,12 +18,17 @@ import numpy as np
 
 from common import add_output_args, out_dir, write_result
 from robotrl.runtime.train import RunConfig
-from sample_efficiency import ENV_ID, TARGET, ours, steps_to_target
+from sample_efficiency import ENV_ID, TARGET, first_hit, ours
 
 
 def job(spec):
     human, seed, args = spec
-    return human, seed, ours(seed, args, human=human, takeover_penalty=args.takeover_penalty)
+    return human, seed, ours(seed, args, human=human, takeover_penalty=args.takeover_penalty, stop_success=TARGET)["curve"]
+
+
+def steps_to_target(curve: list[dict], budget: int) -> int:
+    """Env steps of the first evaluation at TARGET; a run that never got there counts as its budget."""
+    return first_hit(curve) or budget
 
 
 def main() -> None:
@@ -33,7 +38,7 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=10)
     parser.add_argument("--utd", type=int, default=4)
     parser.add_argument("--eval-every", type=int, default=1000)
-    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--takeover-penalty", type=float, default=RunConfig.model_fields["takeover_penalty"].default,
                         help="reward charged to the policy step a human took over after (RLIF); 0: none")
     add_output_args(parser)
