@@ -277,10 +277,26 @@ def test_td_target_bootstraps_from_min_of_target_critics(gripper):
     batch["done"] = torch.tensor([0.0, 1.0] * 4)
     target_q, target_g = agent.td_targets(batch, batch["next_obs"], torch.tensor(0.5), torch.zeros(8, agent.cont_dim), None)
     torch.testing.assert_close(target_q, batch["reward"] + 0.97 * (1 - batch["done"]) * -3.0)
-    if gripper:
-        torch.testing.assert_close(target_g, batch["reward"] + 0.97 * (1 - batch["done"]) * 5.0)
+    if gripper:  # the gripper critic's reward carries the grasp penalty
+        grasp_reward = batch["reward"] - 0.02 * agent.grasp_changes(batch)
+        torch.testing.assert_close(target_g, grasp_reward + 0.97 * (1 - batch["done"]) * 5.0)
     else:
         assert target_g is None
+
+
+def test_grasp_penalty_charges_commands_that_change_the_gripper_state():
+    """HIL-SERL's rule: closing a fully open gripper or opening one that is not costs grasp_penalty, in the gripper
+    critic's target only; holding a command costs nothing. A task without a gripper observation is told so."""
+    env = gym.make("robotrl/ArmPickCube-v0")
+    agent = SACAgent(env.observation_space, env.action_space, SACConfig(**SMALL, discrete_gripper=True))
+    opening = torch.tensor([[1.0], [1.0], [0.45], [0.45], [0.0]])  # open, open, holding a cube, holding, closed
+    command = torch.tensor([1.0, -1.0, -1.0, 1.0, 1.0])           # keep open, close, keep closed, open, open
+    batch = {"obs": {"state/gripper": opening}, "action": torch.cat([torch.zeros(5, 3), command[:, None]], 1)}
+    assert agent.grasp_changes(batch).tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+    reach = gym.make("robotrl/ArmReach-v0")
+    with pytest.raises(ValueError, match="gripper_state_key 'state/gripper'"):
+        SACAgent(reach.observation_space, gym.spaces.Box(-1, 1, (4,)), SACConfig(**SMALL, discrete_gripper=True))
+    SACAgent(reach.observation_space, gym.spaces.Box(-1, 1, (4,)), SACConfig(**SMALL, discrete_gripper=True, grasp_penalty=0))
 
 
 def test_bf16_updates_follow_the_fp32_ones():
