@@ -196,7 +196,10 @@ class SACAgent:
         if self.target.gripper is None:
             return target_q, None
         grasp_reward = b["reward"] - cfg.grasp_penalty * self.grasp_changes(b) if cfg.grasp_penalty else b["reward"]
-        return target_q, grasp_reward + bootstrap * self.target.gripper(target_feat).float().max(-1).values  # DQN target
+        # Double DQN (as HIL-SERL): the online gripper critic picks the next command, the target one rates it, so
+        # the target's own noise is not maximized over.
+        next_g = self.critic.gripper(next_feat).argmax(-1, keepdim=True)
+        return target_q, grasp_reward + bootstrap * self.target.gripper(target_feat).float().gather(-1, next_g).squeeze(-1)
 
     def grasp_changes(self, b: Batch) -> torch.Tensor:
         """1.0 where the stored gripper command changes the gripper's state: HIL-SERL's rule, a close command on a
