@@ -38,7 +38,8 @@ BATCH = 256
 
 
 def ours(env: gym.Env, buffer: ReplayBuffer, n_critics: int, utd: int = 1, **sac) -> Run:
-    return updater(env, buffer, {"n_critics": n_critics, "utd": utd, "batch_size": BATCH, "device": "cpu", **sac})
+    return updater(env, buffer, {"n_critics": n_critics, "utd": utd, "batch_size": BATCH, "device": "cpu",
+                                 "num_threads": torch.get_num_threads(), **sac})
 
 
 def sb3(env: gym.Env, buffer: ReplayBuffer, n_critics: int = 2) -> Run:
