@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist (robotrl tasks only)")
     p.add_argument("--rounds", type=_positive, default=3, help="timing rounds (default: 3)")
     p.add_argument("--updates", type=_positive, default=50, help="updates per variant and round (default: 50)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: the learner config's, else torch's)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: the learner config's num_threads; 0 there: half the cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_bench_learner)
 

@@ -198,3 +198,22 @@ def test_sigterm_saves_the_run_the_same_command_resumes_and_eval_reports_best_wi
     assert "% (95 % CI " in res.stdout and ", 3 episodes)" in res.stdout
     res = robotrl("eval", "--run", run, "--episodes", "3", "--checkpoint", "last")
     assert res.returncode == 0 and f"policy: {run}/checkpoint.pt (last: " in res.stdout, res.stderr
+
+
+@pytest.mark.slow
+def test_the_learner_uses_the_thread_count_the_run_printed(tmp_path):
+    """num_threads 0 (the default) is half the cores, at least 1; the run says what it chose, and its evaluation
+    rows record what torch really ran with."""
+    import json
+    import os
+    import re
+
+    for threads, config in ((max(1, os.cpu_count() // 2), "hidden: 32\nbatch_size: 32\n"), (1, TINY_SAC)):
+        (tmp_path / "t.yaml").write_text(config)
+        run = tmp_path / f"run{threads}{len(config)}"
+        res = robotrl("train", "sac", "--env", "robotrl/ArmReach-v0", "--out", str(run), "--config", str(tmp_path / "t.yaml"),
+                      "--steps", "60", "--eval-every", "60", "--eval-episodes", "1", "--random-steps", "20", "--quiet")
+        assert res.returncode == 0, res.stderr
+        printed = int(re.search(r"learner: (\d+) torch threads", res.stdout + res.stderr).group(1))
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert printed == threads and [r["torch_threads"] for r in rows if r.get("event") == "eval"] == [threads]

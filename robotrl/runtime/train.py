@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
@@ -37,6 +38,7 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+import torch
 import yaml
 from pydantic import Field
 from tqdm import tqdm
@@ -161,6 +163,7 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
     save_run(cfg, run)
     store = EpisodeStore(run / "episodes.zarr", mode="a")
     tqdm.write(_resume(learner, run, store))
+    tqdm.write(_threads_line(agent))
     random_steps = _random_steps(cfg)
     bar = tqdm(total=cfg.total_steps, initial=learner.env_steps, desc=f"SAC on {cfg.env}", unit="step", disable=not progress)
     metrics = _Metrics(run, cfg, learner.env_steps, bar)
@@ -210,6 +213,12 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
     if interrupted:
         raise KeyboardInterrupt
     return metrics.history
+
+
+def _threads_line(agent: SACAgent) -> str:
+    why = "num_threads in the learner config" if agent.config.num_threads else \
+        f"num_threads 0: half of {os.cpu_count()} cores, the measured default for a shared machine"
+    return f"learner: {torch.get_num_threads()} torch threads ({why})"
 
 
 def _random_steps(cfg: RunConfig) -> int:
@@ -271,6 +280,7 @@ class _Metrics:
         row = {"event": "eval", "env_steps": actor.env_steps, "success": success,
                "success_ci": None if success is None else [round(x, 4) for x in wilson_interval(success, n)],
                "episodes": n, "return": ret, **_learner_fields(actor.env_steps, *learner),
+               "torch_threads": torch.get_num_threads(),
                "weights_version": actor.weights_version,
                "intervention_rate": float(np.mean(self.rates)) if self.rates else 0.0, "wall_s": time.time() - self.start}
         key = _key(row)
@@ -336,8 +346,6 @@ def _key(row: dict) -> tuple[float, float]:
 def _best_key(path: Path) -> tuple[float, float] | None:
     if not path.exists():
         return None
-    import torch
-
     return _key(torch.load(path, map_location="cpu", weights_only=False)["eval"])
 
 
@@ -356,8 +364,6 @@ def _keep_rows(path: Path, resumed_at: int) -> list[dict]:
 def _flush_denormals() -> None:
     """With sparse rewards, Q-values, gradients and Adam moments decay toward zero, and x86 CPUs handle denormal
     floats in microcode: updates measured ~10x slower without this (process-wide, so set by the process owner)."""
-    import torch
-
     torch.set_flush_denormal(True)
 
 
@@ -454,8 +460,6 @@ def checkpoint_path(run: str | Path, which: Literal["best", "last"] = "best") ->
 
 def describe_checkpoint(path: Path) -> str:
     """Which policy a checkpoint file holds, in words: what `robotrl eval` and rollout print before they run it."""
-    import torch
-
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if "eval" in blob:
         row = blob["eval"]
@@ -468,8 +472,6 @@ def describe_checkpoint(path: Path) -> str:
 def load_agent(run: str | Path, checkpoint: Literal["best", "last"] = "best") -> tuple[SACAgent, RunConfig]:
     """The trained agent of a run folder and the run's config; ``checkpoint``: see checkpoint_path. best.pt holds
     the policy only (what acting needs), checkpoint.pt the whole agent."""
-    import torch
-
     path = checkpoint_path(run, checkpoint)
     cfg = load_run(Path(run))
     env = make_env(cfg.env, cfg.env_kwargs, cfg.success_key)
