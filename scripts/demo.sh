@@ -8,8 +8,8 @@ bash scripts/install.sh
 export PATH="$PWD/.venv/bin:$PATH"  # the venv's robotrl
 mkdir -p out
 [ -d out/demos/pick.zarr ] || robotrl record --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --out out/demos/pick.zarr
-robotrl train sac --env robotrl/ArmPickCube-v0 --demos out/demos/pick.zarr --config configs/learners/sac_pick.yaml \
-    --out out/runs/pick --steps 15000 --eval-every 1000 --eval-episodes 10 "$@"
-robotrl eval --run out/runs/pick --episodes 20
+robotrl train sac --env robotrl/ArmPickCube-v0 --demos out/demos/pick.zarr --config sac_pick \
+    --out out/runs/pick --steps 15000 --eval-every 1000 "$@"
+robotrl eval --run out/runs/pick --episodes 50
 robotrl rollout --env robotrl/ArmPickCube-v0 --policy out/runs/pick --episodes 3 --video out/pick_learned.mp4 --quiet
 echo "learning curve: out/runs/pick/learning_curve.png   video: out/pick_learned.mp4"
