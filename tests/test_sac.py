@@ -18,6 +18,7 @@ from robotrl.runtime.actor import record_episode
 from robotrl.experts import make_expert
 from robotrl.learning import MixedSampler, ReplayBuffer, SACAgent, SACConfig, load_sac_config, to_torch
 from robotrl.learning.networks import CriticEnsemble, EnsembleLayerNorm, ObsEncoder, random_shift
+from robotrl.learning.throughput import fill_random
 from robotrl.runtime.train import RunConfig, train
 
 SMALL = {"hidden": 32, "batch_size": 16, "image_features": 8, "cnn_channels": 8, "device": "cpu"}
@@ -31,18 +32,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def fill(buffer: ReplayBuffer, env: gym.Env, steps: int, seed: int = 0) -> dict:
-    """Random transitions from ``env`` into ``buffer``; returns the last observation."""
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    for _ in range(steps):
-        action = env.action_space.sample()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        obs = env.reset()[0] if terminated or truncated else next_obs
-    return obs
 
 
 def test_ensemble_equals_separate_critics():
@@ -79,7 +68,7 @@ def test_polyak_update_and_target_min_subset():
     env = gym.make("Pendulum-v1")
     agent = SACAgent(env.observation_space, env.action_space, SACConfig(**SMALL, n_critics=4, critic_subset=2))
     buffer = ReplayBuffer(env.observation_space, 1, 100)
-    fill(buffer, env, 64)
+    fill_random(buffer, env, 64)
     before = [p.detach().clone() for p in agent.target.parameters()]
     agent.update(buffer.sample(16, np.random.default_rng(0)))
     tau = agent.config.tau
@@ -94,7 +83,7 @@ def test_temperature_moves_toward_target_entropy(target_entropy, direction):
     env = gym.make("Pendulum-v1")
     agent = SACAgent(env.observation_space, env.action_space, SACConfig(**SMALL, target_entropy=target_entropy))
     buffer = ReplayBuffer(env.observation_space, 1, 100)
-    fill(buffer, env, 64)
+    fill_random(buffer, env, 64)
     rng = np.random.default_rng(0)
     start = agent.config.init_temperature
     temps = [agent.update(buffer.sample(16, rng))["temperature"] for _ in range(5)]
@@ -158,7 +147,7 @@ def test_dict_observation_with_camera_updates():
     assert agent.critic.encoder.image_keys == ["images/wrist"]
     assert agent.critic.encoder.state_keys == ["state/ee_pos", "state/ee_vel", "state/target_pos", "state/to_target"]
     buffer = ReplayBuffer(env.observation_space, 3, 100)
-    obs = fill(buffer, env, 40)
+    obs = fill_random(buffer, env, 40)
     rng = np.random.default_rng(0)
     before = [p.detach().clone() for p in agent.critic.encoder.parameters()]
     for _ in range(2):
@@ -177,7 +166,7 @@ def test_discrete_gripper_head():
     agent = SACAgent(env.observation_space, env.action_space, cfg)
     assert agent.cont_dim == 3 and agent.target_entropy == -3.0
     buffer = ReplayBuffer(env.observation_space, 4, 100)
-    obs = fill(buffer, env, 40)
+    obs = fill_random(buffer, env, 40)
     stats = agent.update(buffer.sample(16, np.random.default_rng(0)))
     assert stats["gripper_loss"] > 0
     actions = np.stack([agent.act(obs) for _ in range(20)])
@@ -189,7 +178,7 @@ def test_state_dict_round_trip_resumes_identically():
     env = gym.make("robotrl/ArmReach-v0")
     cfg = SACConfig(**SMALL, n_critics=4, critic_subset=2, utd=2)
     buffer = ReplayBuffer(env.observation_space, 3, 200)
-    obs = fill(buffer, env, 100)
+    obs = fill_random(buffer, env, 100)
     rng = np.random.default_rng(0)
     a = SACAgent(env.observation_space, env.action_space, cfg, seed=0)
     for _ in range(3):
@@ -275,7 +264,7 @@ def test_td_target_bootstraps_from_min_of_target_critics(gripper):
             agent.critic.gripper[-1].weight.zero_()
             agent.critic.gripper[-1].bias.copy_(torch.tensor([2.0, 0.0]))
     buffer = ReplayBuffer(env.observation_space, 4, 10)
-    fill(buffer, env, 10)
+    fill_random(buffer, env, 10)
     batch = to_torch(buffer.sample(8, np.random.default_rng(0)))
     batch["done"] = torch.tensor([0.0, 1.0] * 4)
     target_q, target_g = agent.td_targets(batch, batch["next_obs"], torch.tensor(0.5), torch.zeros(8, agent.cont_dim), None)
@@ -307,7 +296,7 @@ def test_bf16_updates_follow_the_fp32_ones():
     one batch, the critic and actor parameter changes point the same way, and every statistic is finite."""
     env = gym.make("robotrl/ArmPickCube-v0")
     buffer = ReplayBuffer(env.observation_space, 4, 300)
-    fill(buffer, env, 300)
+    fill_random(buffer, env, 300)
     batch = buffer.sample(256, np.random.default_rng(0))
     deltas = {}
     for precision in ("fp32", "bf16"):
@@ -330,7 +319,7 @@ def test_compiled_losses_match_eager_ones():
     cfg = SACConfig(**SMALL, compile=True, discrete_gripper=True, n_critics=3, critic_subset=2)
     agent = SACAgent(env.observation_space, env.action_space, cfg)
     buffer = ReplayBuffer(env.observation_space, 4, 100)
-    fill(buffer, env, 100)
+    fill_random(buffer, env, 100)
     batch = to_torch(buffer.sample(16, np.random.default_rng(0)))
     batch["mask"] = torch.tensor([1.0, 0.0] * 8)
     alpha, subset = torch.tensor(0.3), torch.tensor([0, 2])

@@ -35,6 +35,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def collect(env: gym.Env, steps: int, seed: int = 0) -> ReplayBuffer:
     """A buffer of random-action transitions from the real env."""
     buffer = ReplayBuffer(env.observation_space, env.action_space.shape[0], capacity=steps)
+    fill_random(buffer, env, steps, seed)
+    return buffer
+
+
+def fill_random(buffer: ReplayBuffer, env: gym.Env, steps: int, seed: int = 0) -> Any:
+    """Add ``steps`` random-action transitions from ``env`` to ``buffer``; returns the last observation."""
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     for _ in range(steps):
@@ -42,7 +48,7 @@ def collect(env: gym.Env, steps: int, seed: int = 0) -> ReplayBuffer:
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated)
         obs = next_obs if not (terminated or truncated) else env.reset()[0]
-    return buffer
+    return obs
 
 
 def updater(env: gym.Env, buffer: ReplayBuffer, sac: dict[str, Any], seed: int = 0) -> Run:
