@@ -58,8 +58,9 @@ class SACConfig(StrictModel):
     grasp_penalty: float = Field(0.02, ge=0)
     gripper_state_key: str = "state/gripper"  # the observed gripper opening, 1 = fully open (for grasp_penalty)
     # bf16: matmuls under autocast in bfloat16 (CPUs with AVX512-BF16 or AMX, CUDA Ampere and newer); weights,
-    # optimizer state, losses and the policy's distribution stay float32. With compile: 1.3x fp32 eager's
-    # updates/s on an AVX512-BF16 CPU at 256x256, without: 1.0-1.1x (bench/sac_throughput.py).
+    # optimizer state, losses and the policy's distribution stay float32. Faster on some CPUs, slower on others
+    # (at 256x256 with compile: 1.36x fp32 eager on one 2-core CPU, 0.78x on an AVX512-BF16 Xeon): measure with
+    # `robotrl bench learner`.
     precision: Literal["fp32", "bf16"] = "fp32"
     # torch.compile the critic and actor losses (forward and backward fused into generated kernels). The first
     # update compiles for ~20-30 s (cached on disk after); needs a C++ compiler on CPU. Same math as eager.
