@@ -202,36 +202,48 @@ def main() -> None:
     add_output_args(parser)
     args = parser.parse_args()
     settings = {k: getattr(args, k) for k in ("budget", "demos", "utd", "eval_every", "eval_episodes", "final_episodes")}
-    path = out_dir(args) / f"{args.name}.json"
-    jobs: dict[str, dict[str, dict]] = {}
-    if path.exists():  # resume: keep the finished jobs of a run with the same settings
-        old = json.loads(path.read_text())
-        if old.get("settings", {}).get("run") != settings:
-            raise SystemExit(f"{path} holds a run with other settings ({old.get('settings', {}).get('run')}); "
-                             f"give another --name or remove it")
-        jobs = old["jobs"]
+    folder = out_dir(args)
+    jobs = finished_jobs(folder / f"{args.name}.json", settings)
     specs = [(m, s, args) for m in args.methods.split(",") for s in range(args.seeds if m in OURS else args.peer_seeds)
              if str(s) not in jobs.get(m, {})]
-    print(f"{len(specs)} jobs to run ({sum(len(v) for v in jobs.values())} already in {path})", flush=True)
+    print(f"{len(specs)} jobs to run ({sum(len(v) for v in jobs.values())} already in {folder / args.name}.json)", flush=True)
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         for future in as_completed([pool.submit(job, spec) for spec in specs]):
             method, seed, result = future.result()
-            jobs.setdefault(method, {})[str(seed)] = result
             print(f"{method} seed {seed}: first 90 % at {first_hit(result['curve'])}, stays from "
                   f"{stays_from(result['curve'])}, final {result['final']}", flush=True)
-            summary = summarize(jobs, args.final_episodes)
-            plot(jobs, out_dir(args) / f"{args.name}.png", args.eval_episodes)
-            write_result(out_dir(args), args.name, {
-                "env": ENV_ID, "reward": "sparse", "observations": "state",
-                "settings": {"run": settings, "variants": OURS,
-                             "ours": {"n_critics": 2, "batch_size": 256, "discount": 0.97, "discrete_gripper": True},
-                             "sb3": "SAC defaults (MultiInputPolicy, UTD 1, gamma 0.99, batch 256, learning_starts 100)"},
-                "summary": summary,
-                "goal": "ours: stays-from <= 10k env steps and final >= 95 % (200 episodes) on 3/3 seeds",
-                "goal_met": goal_met(summary, args.seeds),
-                "jobs": jobs,
-            })
+            # Merged into what the file holds now: another run of this benchmark may have added jobs meanwhile.
+            jobs = finished_jobs(folder / f"{args.name}.json", settings)
+            jobs.setdefault(method, {})[str(seed)] = result
+            write(folder, args, settings, jobs)
+    if not specs and jobs:  # nothing left to run: refresh the summary and the plot
+        write(folder, args, settings, jobs)
 
+
+def finished_jobs(path: Path, settings: dict) -> dict[str, dict[str, dict]]:
+    """The jobs a previous run with the same settings finished (resume), or none."""
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    if old.get("settings", {}).get("run") != settings:
+        raise SystemExit(f"{path} holds a run with other settings ({old.get('settings', {}).get('run')}); "
+                         f"give another --name or remove it")
+    return old["jobs"]
+
+
+def write(folder: Path, args: argparse.Namespace, settings: dict, jobs: dict) -> None:
+    summary = summarize(jobs, args.final_episodes)
+    plot(jobs, folder / f"{args.name}.png", args.eval_episodes)
+    write_result(folder, args.name, {
+        "env": ENV_ID, "reward": "sparse", "observations": "state",
+        "settings": {"run": settings, "variants": OURS,
+                     "ours": {"n_critics": 2, "batch_size": 256, "discount": 0.97, "discrete_gripper": True},
+                     "sb3": "SAC defaults (MultiInputPolicy, UTD 1, gamma 0.99, batch 256, learning_starts 100)"},
+        "summary": summary,
+        "goal": "ours: stays-from <= 10k env steps and final >= 95 % (200 episodes) on 3/3 seeds",
+        "goal_met": goal_met(summary, args.seeds),
+        "jobs": jobs,
+    })
 
 if __name__ == "__main__":
     main()
