@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -186,15 +187,22 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def learner_overrides(config: str | None, **flags: Any) -> tuple[Path | None, dict[str, Any]]:
+    """The learner config (a YAML file or a configs/learners/ name) and the command's flags that were given, as
+    overrides of the defaults, validated now: a bad key fails naming the file, before anything is written."""
     from robotrl.config import config_path, read_yaml
     from robotrl.learning.sac import load_sac_config
+
+    learner_file = config_path(config, "learners") if config else None
+    given = {k: v for k, v in flags.items() if v}
+    load_sac_config(learner_file, given)
+    return learner_file, {**(read_yaml(learner_file) if learner_file else {}), **given}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from robotrl.runtime.train import RunConfig, load_history, train
 
-    learner_file = config_path(args.config, "learners") if args.config else None
-    utd = {"utd": args.utd} if args.utd else None
-    load_sac_config(learner_file, utd)  # validate now: a bad key fails naming the file, before any run folder exists
-    sac = {**(read_yaml(learner_file) if learner_file else {}), **(utd or {})}
+    _, sac = learner_overrides(args.config, utd=args.utd)
     cfg = RunConfig(env=args.env, env_kwargs=task_kwargs(args.env, cameras=args.cameras, reward=args.reward), sac=sac,
                     demos=args.demos, human=args.human, seed=args.seed, total_steps=args.steps,
                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, success_key=args.success_key,
@@ -236,16 +244,10 @@ def cmd_bench_learner(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from robotrl.config import config_path, read_yaml
-    from robotrl.learning.sac import load_sac_config
     from robotrl.learning.throughput import VARIANTS, measure_fast_paths, ratio, recommend
     from robotrl.runtime.actor import make_env
 
-    learner_file = config_path(args.config, "learners") if args.config else None
-    load_sac_config(learner_file)  # a bad key fails now, naming the file
-    sac = read_yaml(learner_file) if learner_file else {}
-    if args.threads:
-        sac["num_threads"] = args.threads
+    learner_file, sac = learner_overrides(args.config, num_threads=args.threads)
     env = make_env(args.env, task_kwargs(args.env, cameras=args.cameras))
     with tqdm(total=len(VARIANTS) * (args.rounds + 1), desc="timing learner updates", unit="run", disable=args.quiet) as bar:
         def progress(what: str) -> None:
