@@ -14,7 +14,7 @@ from tqdm import tqdm
 import robotrl  # noqa: F401  (registers the envs)
 from common import add_output_args, out_dir, write_result
 from robotrl.envs import ENVS
-from robotrl.experts import make_expert
+from robotrl.tasks.experts import make_expert
 
 CASES = [(env_id, {}) for env_id in ENVS] + [
     ("robotrl/QuadHover-v0", {"robot": "quad_1kg"}),
@@ -37,7 +37,7 @@ def main() -> None:
             expert.reset()
             done, cost, n = False, 0.0, 0
             while not done:
-                obs, _, terminated, truncated, info = env.step(expert(obs))
+                obs, _, terminated, truncated, info = env.step(expert.act(obs))
                 done, cost, n = terminated or truncated, cost + info["cost"], n + 1
             wins.append(info["success"])
             costs.append(cost)

@@ -65,7 +65,7 @@ def make_agent(policy: str, env: gym.Env) -> tuple[Agent, str]:
     """The agent and a line saying what it is. ``sac``: what a learning actor runs (untrained weights cost the
     same as trained ones); ``scripted``: the task's expert."""
     if policy == "scripted":
-        from robotrl.experts import make_expert
+        from robotrl.tasks.experts import make_expert
         from robotrl.ros.nodes import ExpertAgent
 
         return ExpertAgent(make_expert(env)), "scripted PickCube expert"

@@ -68,7 +68,7 @@ def record_demos(path: Path, n: int, seed: int) -> Path:
 
     from robotrl.data import EpisodeRecorder, EpisodeStore
     from robotrl.runtime.actor import record_episode
-    from robotrl.experts import make_expert
+    from robotrl.tasks.experts import make_expert
 
     env = gym.make(ENV_ID, **ENV_KWARGS)
     expert, rec = make_expert(env), EpisodeRecorder(EpisodeStore(path, mode="a"))

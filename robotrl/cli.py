@@ -128,7 +128,7 @@ def make_policy(env, name: str, env_id: str, checkpoint: str = "best"):
     if name == "random":
         return None
     if name == "scripted":
-        from robotrl.experts import EXPERTS, make_expert
+        from robotrl.tasks.experts import EXPERTS, make_expert
 
         if env_id not in EXPERTS:
             raise ValueError(f"no scripted expert for {env_id}; use --policy random or a run folder")
@@ -141,7 +141,7 @@ def make_policy(env, name: str, env_id: str, checkpoint: str = "best"):
     if trained_on != env_id:
         raise ValueError(f"run {name} was trained on {trained_on}, not {env_id}")
     agent = _load_printed(name, checkpoint)
-    return lambda obs: agent.act(obs, deterministic=True)
+    return agent.policy_for_eval()
 
 
 def _load_printed(run: str, checkpoint: str):

@@ -49,7 +49,7 @@ class ScriptedIntervener:
                 part.reset()
 
     def poll(self, obs: Obs) -> np.ndarray | None:
-        action = self.expert(obs)  # always run: a stateful expert tracks the task phase while hands-off too
+        action = self.expert.act(obs)  # always run: a stateful expert tracks the task phase while hands-off too
         fire = self.takes_over(obs)  # likewise the trigger, so it sees the whole episode
         if self._left == 0 and fire:
             self._left = self.hold_steps

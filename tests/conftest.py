@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import robotrl  # noqa: E402,F401  (registers the envs)
-from robotrl.experts import make_expert  # noqa: E402
+from robotrl.tasks.experts import make_expert  # noqa: E402
 
 
 def free_udp_port() -> int:
@@ -25,7 +25,7 @@ def run_episode(env: gym.Env, policy, seed: int) -> tuple[dict, int]:
         policy.reset()
     steps, done, info = 0, False, {}
     while not done:
-        obs, _, terminated, truncated, info = env.step(policy(obs))
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
         done, steps = terminated or truncated, steps + 1
     return info, steps
 

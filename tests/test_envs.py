@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from robotrl import ENVS
-from robotrl.experts import make_expert
+from robotrl.tasks.experts import make_expert
 
 from conftest import run_episode
 

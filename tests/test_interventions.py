@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
-from robotrl.experts import make_expert
+from robotrl.tasks.experts import make_expert
 from robotrl.interventions import CubeDrift, InterventionWrapper, ScriptedIntervener
 
 
@@ -43,7 +43,7 @@ def test_a_policy_heading_for_the_cube_is_left_alone():
     policy.reset()
     for _ in range(40):  # the whole approach, grasp and lift, starting ~20 cm from the cube
         assert not trigger(obs)
-        obs, _, terminated, _, _ = base.step(policy(obs))
+        obs, _, terminated, _, _ = base.step(policy.act(obs))
         if terminated:
             break
     assert terminated

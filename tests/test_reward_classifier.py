@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
-from robotrl.experts import make_expert
+from robotrl.tasks.experts import make_expert
 from robotrl.reward_classifier import ClassifierReward, SuccessClassifier, calibrate_threshold, train_classifier
 
 ENV = dict(cameras=["front"], image_size=48, terminate_on_success=False, episode_seconds=4.0)
@@ -24,7 +24,7 @@ def record(path, episodes=24):
         rec.start(obs)
         done = False
         while not done:
-            action = expert(obs) if scripted else env.action_space.sample()
+            action = expert.act(obs) if scripted else env.action_space.sample()
             obs, r, terminated, truncated, info = env.step(action)
             rec.step(action, r, obs, terminated, success=info["success"])
             done = terminated or truncated
@@ -61,7 +61,7 @@ def test_wrapper_rewards_lifting_and_not_idling(trained, tmp_path):
         expert.reset()
         rewards = []
         for _ in range(40):
-            obs, r, *_ = env.step(policy(obs))
+            obs, r, *_ = env.step(policy.act(obs))
             rewards.append(r)
         assert (max(rewards) == 1.0) == want
 

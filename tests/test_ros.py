@@ -24,7 +24,7 @@ from std_msgs.msg import Float64, Float64MultiArray, Int64  # noqa: E402
 
 from conftest import free_udp_port  # noqa: E402
 from robotrl.data import EpisodeStore  # noqa: E402
-from robotrl.experts import make_expert  # noqa: E402
+from robotrl.tasks.experts import make_expert  # noqa: E402
 from robotrl.ros import convert  # noqa: E402
 from robotrl.ros.devices import COMMAND_QOS  # noqa: E402
 from robotrl.ros.graph import NodeSpec, load_graph, node_command, params_yaml  # noqa: E402
@@ -155,13 +155,13 @@ def test_expert_picks_through_ros_and_a_silent_camera_makes_the_actor_hold(ros, 
     assert obs["images/front"].shape == (48, 48, 3) and obs["images/front"].std() > 0
     done = False
     while not done:
-        obs, reward, terminated, truncated, info = env.step(expert(obs))
+        obs, reward, terminated, truncated, info = env.step(expert.act(obs))
         done = terminated or truncated
     assert info["success"] and reward == 1.0 and terminated
     obs, _ = env.reset()
     expert.reset()
     for _ in range(3):
-        obs, *_ = env.step(expert(obs))
+        obs, *_ = env.step(expert.act(obs))
     dropout = actor.create_client(SetBool, "/twin/cameras")
     assert dropout.wait_for_service(timeout_sec=10)
     dropout.call_async(SetBool.Request(data=False))
@@ -170,7 +170,7 @@ def test_expert_picks_through_ros_and_a_silent_camera_makes_the_actor_hold(ros, 
     when = next(t for t, reason in env.holds if "/front_camera/image" in reason)
     assert when - last_frame <= 2 * env.control_dt, f"hold came {when - last_frame:.3f} s after the last frame"
     with pytest.raises(ObservationLost, match="/front_camera/image"):
-        env.step(expert(obs))
+        env.step(expert.act(obs))
     time.sleep(0.5)  # the hold target is where the arm was: it stops
     assert np.linalg.norm(convert._xyz(env.link.twist.items[-1][1].twist.linear)) < 0.02
 
@@ -535,7 +535,7 @@ def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_th
             expert.reset()
             done = False
             while not done:
-                obs, reward, terminated, truncated, info = env.step(expert(obs))
+                obs, reward, terminated, truncated, info = env.step(expert.act(obs))
                 done = terminated or truncated
             break
         except ObservationLost:

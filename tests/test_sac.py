@@ -15,7 +15,7 @@ import robotrl  # noqa: F401  (registers the envs)
 from robotrl.config import ConfigError
 from robotrl.data import EpisodeRecorder, EpisodeStore
 from robotrl.runtime.actor import record_episode
-from robotrl.experts import make_expert
+from robotrl.tasks.experts import make_expert
 from robotrl.learning import MixedSampler, ReplayBuffer, SACAgent, SACConfig, load_sac_config, to_torch
 from robotrl.learning.networks import CriticEnsemble, EnsembleLayerNorm, ObsEncoder, random_shift
 from robotrl.learning.throughput import fill_random

@@ -218,12 +218,12 @@ class ExpertAgent:
         self.expert.reset()
 
     def act(self, obs):
-        return self.expert(obs)
+        return self.expert.act(obs)
 
 
 def actor_main(name: str) -> None:
     from robotrl.data import EpisodeStore
-    from robotrl.experts import make_expert
+    from robotrl.tasks.experts import make_expert
     from robotrl.learning.sac import SACAgent, load_sac_config
     from robotrl.ros.ros_env import ObservationLost, RosEnv, Stopped
     from robotrl.runtime.actor import Actor

@@ -137,7 +137,7 @@ def episode_steps(env: gym.Env, policy, seed: int) -> Iterator[tuple[Any, Any, f
     yield obs, None, 0.0, False, info
     done = False
     while not done:
-        action = policy(obs) if policy is not None else env.action_space.sample()
+        action = policy.act(obs) if policy is not None else env.action_space.sample()
         obs, reward, terminated, truncated, info = env.step(action)
         done = terminated or truncated
         yield obs, action, float(reward), terminated, info
@@ -221,7 +221,7 @@ def make_actor_env(env_id: str, env_kwargs: dict, human: str, seed: int, success
     env = make_env(env_id, env_kwargs, success_key)
     if human == "none":
         return env
-    from robotrl.experts import make_expert
+    from robotrl.tasks.experts import make_expert
     from robotrl.interventions import CubeDrift, ScriptedIntervener
 
     if env_id != "robotrl/ArmPickCube-v0":

@@ -3,12 +3,10 @@ so they also serve as scripted "humans" for interventions and as demonstration s
 
 from __future__ import annotations
 
-from typing import Callable
-
 import gymnasium as gym
 import numpy as np
 
-Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
+from robotrl.policies import Obs, Policy
 
 
 def _toward(delta: np.ndarray, scale: float, gain: float = 1.0) -> np.ndarray:
@@ -23,7 +21,7 @@ class ReachExpert:
     def reset(self) -> None:
         pass
 
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         return _toward(obs["state/target_pos"] - obs["state/ee_pos"], self.scale).astype(np.float32)
 
 
@@ -38,7 +36,7 @@ class PickCubeExpert:
     def reset(self) -> None:
         self.phase, self.closing_steps = "approach", 0
 
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         ee, cube, grip = obs["state/ee_pos"], obs["state/cube_pos"], float(obs["state/gripper"][0])
         xy_err = np.linalg.norm(cube[:2] - ee[:2])
         if self.phase == "approach":
@@ -70,7 +68,7 @@ class PegInsertExpert:
     def reset(self) -> None:
         pass
 
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         off = obs["state/tip_to_hole"]  # peg tip minus hole rim centre
         lateral = np.linalg.norm(off[:2])
         dz = 0.015 - off[2] if lateral > 0.003 else -0.02  # hover 1.5 cm above the rim until aligned
@@ -90,7 +88,7 @@ class QuadGoalExpert:
     def reset(self) -> None:
         pass
 
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         v_des = self.kp * obs["state/to_goal"].astype(float)
         speed = np.linalg.norm(v_des)
         if speed > self.max_speed:
