@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mujoco
 import numpy as np
 
 
@@ -19,11 +18,14 @@ def wxyz_from_xyzw(q: np.ndarray) -> np.ndarray:
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Rotation matrix of an (x, y, z, w) quaternion (normalized first); MuJoCo's C routine, as it sits in
-    every control loop."""
-    mat = np.empty(9)
-    mujoco.mju_quat2Mat(mat, wxyz_from_xyzw(np.asarray(q, dtype=np.float64) / np.linalg.norm(q)))
-    return mat.reshape(3, 3)
+    """Rotation matrix of an (x, y, z, w) quaternion (normalized first). Plain numpy: the policy's path on a robot
+    imports no MuJoCo."""
+    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:

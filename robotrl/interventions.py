@@ -13,6 +13,8 @@ from typing import Callable, Protocol
 import gymnasium as gym
 import numpy as np
 
+from robotrl.policies import Policy
+
 Obs = dict[str, np.ndarray]
 
 
@@ -36,7 +38,7 @@ class ScriptedIntervener:
     """A scripted "human": when ``takes_over(obs)`` holds, acts with ``expert`` plus Gaussian noise for at
     least ``hold_steps`` steps, then lets go. Deterministic under ``seed``."""
 
-    def __init__(self, expert: Callable[[Obs], np.ndarray], takes_over: Trigger | Callable[[Obs], bool], hold_steps: int = 5,
+    def __init__(self, expert: Policy, takes_over: Trigger | Callable[[Obs], bool], hold_steps: int = 5,
                  noise: float = 0.1, seed: int = 0):
         self.expert, self.takes_over, self.hold_steps, self.noise = expert, takes_over, hold_steps, noise
         self.rng = np.random.default_rng(seed)
@@ -44,9 +46,9 @@ class ScriptedIntervener:
 
     def reset(self) -> None:
         self._left = 0
-        for part in (self.expert, self.takes_over):
-            if hasattr(part, "reset"):
-                part.reset()
+        self.expert.reset()
+        if hasattr(self.takes_over, "reset"):  # a Trigger; a plain function keeps no state
+            self.takes_over.reset()
 
     def poll(self, obs: Obs) -> np.ndarray | None:
         action = self.expert.act(obs)  # always run: a stateful expert tracks the task phase while hands-off too

@@ -42,6 +42,11 @@ class _BoxConfig(StrictModel):
         return self
 
 
+# The limit kinds each filter reports (SafetyReport.violations): a task's per-limit costs have one entry each.
+ARM_LIMITS = ("nonfinite", "speed", "workspace", "rotation_speed", "gripper_range")
+QUAD_LIMITS = ("nonfinite", "geofence", "thrust", "body_rate", "tilt", "speed")
+
+
 class ArmSafetyConfig(_BoxConfig):
     box_min: Vec3 = (0.25, -0.35, 0.005)  # end-effector workspace (m, robot base frame)
     box_max: Vec3 = (0.75, 0.35, 0.45)

@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
 
-from robotrl.config import StrictModel
 from robotrl.geometry import quat_from_rotvec, quat_multiply, wxyz_from_xyzw, xyzw_from_wxyz
 from robotrl.sim.world import TwinWorld
-
-Range = tuple[float, float]
-
-
-class RandomizationConfig(StrictModel):
-    """Multiplicative scales are drawn uniformly from [low, high] per element; (1, 1) disables one knob."""
-
-    enabled: bool = False
-    mass_scale: Range = (0.9, 1.1)  # every body mass (and inertia, consistently)
-    friction_scale: Range = (0.8, 1.2)  # sliding friction of every geom
-    damping_scale: Range = (0.8, 1.2)  # joint damping
-    actuator_gain_scale: Range = (0.95, 1.05)  # motor constants: actuator gains (rotor thrust, servos)
-    camera_pos_noise: float = Field(0.01, ge=0)  # m, uniform offset of every camera position
-    camera_angle_noise: float = Field(0.02, ge=0)  # rad, small random rotation of every camera
-    light_scale: Range = (0.6, 1.4)  # diffuse intensity of every light
-    light_pos_noise: float = Field(0.2, ge=0)  # m
+from robotrl.tasks.base import Range, RandomizationConfig
 
 
 class Randomizer:

@@ -4,7 +4,7 @@ import gymnasium as gym
 import pytest
 
 from robotrl.config import ConfigError, configs_dir, load_config
-from robotrl.envs.arm import PickCubeConfig
+from robotrl.tasks.arm import PickCubeConfig
 
 
 def test_shipped_task_configs_validate():
@@ -44,7 +44,7 @@ def test_keyword_overrides_are_validated_too():
 
 def test_unknown_camera_lists_the_cameras():
     with pytest.raises(ConfigError, match=r"cameras.*'side'.*front.*wrist"):
-        gym.make("robotrl/ArmReach-v0", cameras=["side"])
+        gym.make("robotrl/ArmReach-v0", observation={"cameras": ["side"]})
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -52,7 +52,7 @@ def test_sparse_and_dense_rewards(env_id):
 
 @pytest.mark.parametrize("env_id", ["robotrl/ArmPickCube-v0", "robotrl/QuadHover-v0"])
 def test_image_observations(env_id):
-    env = gym.make(env_id, cameras=[c for c in ("front", "wrist", "chase") if c in _camera_names(env_id)][:2], image_size=64)
+    env = gym.make(env_id, observation={"cameras": [c for c in ("front", "wrist", "chase") if c in _camera_names(env_id)][:2], "image_size": 64})
     obs, _ = env.reset(seed=0)
     images = {k: v for k, v in obs.items() if k.startswith("images/")}
     assert len(images) >= 1
@@ -77,7 +77,7 @@ def test_quad_hover_reward_pays_for_precision_and_for_smooth_control():
     """The dense QuadHover reward is highest at the set point with hover commands: 5 cm off pays clearly less
     (the precision bonus), and the same state with a jerked body-rate command pays less (the action cost)."""
     env = gym.make("robotrl/QuadHover-v0").unwrapped
-    goal, hover = np.asarray(env.config.target), env.neutral_action()
+    goal, hover = np.asarray(env.config.target), env.task.neutral_action()
 
     def reward(offset, action):
         env.reset(seed=0)

@@ -6,6 +6,7 @@ import numpy as np
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
 from robotrl.tasks.experts import make_expert
 from robotrl.interventions import CubeDrift, InterventionWrapper, ScriptedIntervener
+from robotrl.policies import Stateless
 
 
 def make(seed=0, hold=5):
@@ -14,8 +15,13 @@ def make(seed=0, hold=5):
     return InterventionWrapper(base, human)
 
 
+class Ones(Stateless):
+    def act(self, obs, deterministic=False):
+        return np.ones(3, np.float32)
+
+
 def test_hands_off_passes_the_policy_action_through():
-    env = InterventionWrapper(gym.make("robotrl/ArmReach-v0"), ScriptedIntervener(lambda o: np.ones(3, np.float32), lambda o: False))
+    env = InterventionWrapper(gym.make("robotrl/ArmReach-v0"), ScriptedIntervener(Ones(), lambda o: False))
     env.reset(seed=0)
     action = np.array([0.1, -0.2, 0.3], np.float32)
     _, _, _, _, info = env.step(action)

@@ -27,7 +27,8 @@ from robotrl.hardware.mavlink_quad import (
 from robotrl.interfaces import QuadCommand, Quadrotor
 from robotrl.sim import mavlink_endpoint
 from robotrl.sim.mavlink_endpoint import TwinMavlinkVehicle
-from robotrl.sim.quad import QuadParams, QuadTwin
+from robotrl.robots import QuadParams
+from robotrl.sim.quad import QuadTwin
 
 
 class Link:

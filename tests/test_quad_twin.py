@@ -11,7 +11,8 @@ import pytest
 from robotrl.config import ConfigError, configs_dir
 from robotrl.geometry import yaw_from_quat
 from robotrl.interfaces import QuadCommand, Quadrotor
-from robotrl.sim.quad import QuadParams, QuadTwin, quad_mjcf
+from robotrl.robots import QuadParams
+from robotrl.sim.quad import QuadTwin, quad_mjcf
 
 ROBOTS = ["crazyflie", "quad_1kg"]
 

@@ -8,7 +8,7 @@ from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
 from robotrl.tasks.experts import make_expert
 from robotrl.reward_classifier import ClassifierReward, SuccessClassifier, calibrate_threshold, train_classifier
 
-ENV = dict(cameras=["front"], image_size=48, terminate_on_success=False, episode_seconds=4.0)
+ENV = dict(observation={"cameras": ["front"], "image_size": 48}, terminate_on_success=False, episode_seconds=4.0)
 
 
 def record(path, episodes=24):

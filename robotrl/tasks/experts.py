@@ -1,12 +1,16 @@
-"""Scripted experts: one per task, acting from the state observations only (no privileged simulator access),
-so they also serve as scripted "humans" for interventions and as demonstration sources."""
+"""Scripted experts: one per task, Policies acting from the state observations only and configured from the task
+and robot config (never the twin's internals), so they run on the twin, through ROS and on a robot alike, and
+serve as scripted "humans" for interventions and as demonstration sources."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 
-from robotrl.policies import Obs, Policy
+from robotrl.policies import Obs, Policy, Stateless
+from robotrl.tasks.arm import ArmTask, PickCube
+from robotrl.tasks.base import Task
+from robotrl.tasks.quad import QuadTask
 
 
 def _toward(delta: np.ndarray, scale: float, gain: float = 1.0) -> np.ndarray:
@@ -14,22 +18,19 @@ def _toward(delta: np.ndarray, scale: float, gain: float = 1.0) -> np.ndarray:
     return np.clip(gain * delta / scale, -1.0, 1.0)
 
 
-class ReachExpert:
-    def __init__(self, env: gym.Env):
-        self.scale = env.unwrapped.config.action_scale
-
-    def reset(self) -> None:
-        pass
+class ReachExpert(Stateless):
+    def __init__(self, task: ArmTask):
+        self.scale = task.config.action_scale
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         return _toward(obs["state/target_pos"] - obs["state/ee_pos"], self.scale).astype(np.float32)
 
 
-class PickCubeExpert:
+class PickCubeExpert(Stateless):
     """Above the cube -> down -> close -> lift. The phase advances on what the observations show."""
 
-    def __init__(self, env: gym.Env):
-        cfg = env.unwrapped.config
+    def __init__(self, task: PickCube):
+        cfg = task.config
         self.scale, self.half = cfg.action_scale, cfg.cube_half_size
         self.lift_to = cfg.lift_height + 0.06
 
@@ -59,14 +60,11 @@ class PickCubeExpert:
         return np.append(_toward(goal - ee, self.scale, 1.5), g).astype(np.float32)
 
 
-class PegInsertExpert:
+class PegInsertExpert(Stateless):
     """Align the peg tip over the hole, then descend; the impedance controller's compliance absorbs contact."""
 
-    def __init__(self, env: gym.Env):
-        self.scale = env.unwrapped.config.action_scale
-
-    def reset(self) -> None:
-        pass
+    def __init__(self, task: ArmTask):
+        self.scale = task.config.action_scale
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         off = obs["state/tip_to_hole"]  # peg tip minus hole rim centre
@@ -75,18 +73,14 @@ class PegInsertExpert:
         return _toward(np.array([-off[0], -off[1], dz]), self.scale, 1.2).astype(np.float32)
 
 
-class QuadGoalExpert:
+class QuadGoalExpert(Stateless):
     """Cascaded PD pilot from the observations: goal offset -> desired acceleration -> thrust direction ->
     CTBR action. ``to_goal`` is the position error; speed toward it is capped at ``max_speed``."""
 
     kp, kd, kp_att, max_speed, max_tilt = 2.0, 2.5, 6.0, 1.0, 0.6
 
-    def __init__(self, env: gym.Env):
-        u = env.unwrapped
-        self.mass, self.max_thrust, self.max_rate = u.quad.params.mass, u.quad.max_thrust, u.config.max_body_rate
-
-    def reset(self) -> None:
-        pass
+    def __init__(self, task: QuadTask):
+        self.mass, self.max_thrust, self.max_rate = task.robot.mass, task.robot.max_thrust, task.config.max_body_rate
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         v_des = self.kp * obs["state/to_goal"].astype(float)
@@ -111,12 +105,13 @@ class QuadGoalExpert:
 QuadHoverExpert = QuadWaypointsExpert = QuadGoalExpert
 
 
-def make_expert(env: gym.Env) -> Policy:
-    """The scripted expert of a registered robotrl task."""
-    env_id = env.spec.id if env.spec else ""
+def make_expert(task: Task | gym.Env) -> Policy:
+    """The scripted expert of a task (or of the task a twin env or RosEnv plays)."""
+    task = getattr(getattr(task, "unwrapped", task), "task", task)
+    env_id = getattr(task, "env_id", "")
     if env_id not in EXPERTS:
-        raise ValueError(f"no scripted expert for env {env_id!r}; experts exist for: {', '.join(EXPERTS)}")
-    return EXPERTS[env_id](env)
+        raise ValueError(f"no scripted expert for {env_id or type(task).__name__!r}; experts exist for: {', '.join(EXPERTS)}")
+    return EXPERTS[env_id](task)
 
 
 EXPERTS: dict[str, type] = {

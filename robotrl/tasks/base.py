@@ -1,0 +1,141 @@
+"""Task: what a job asks of a robot, without MuJoCo and without ROS. The twin env (robotrl.envs: Task + MuJoCo
+world + resets) and RosEnv (Task + topics) consume the same task object, so a policy sees the same observations
+and the same action mapping in the twin, through ROS against the twin, and on the robot.
+
+A task is a pure function of what a robot can give it, per control step:
+- ``reading``: the device's typed state (ArmState, QuadState: robotrl.interfaces),
+- ``objects``: tracked reference points, name -> xyz (a cube, a hole: from a tracker, or the twin's truth),
+- ``goals``: where the job wants the robot, name -> xyz (set by the twin at reset, or by an operator on a robot).
+It gives back the state observation (``observe``), the device command for a normalized action (``command``,
+before the safety filter), and its judgement (``judge``: reward, success, failed, a cost per safety limit).
+Episode progress that the observation shows (QuadWaypoints' next waypoint) lives in the task between
+``reset(goals)`` and the next reset, and advances in ``judge``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Mapping
+
+import gymnasium as gym
+import numpy as np
+from pydantic import Field
+
+from robotrl.config import StrictModel, configs_dir, load_config
+from robotrl.safety import SafetyReport
+from robotrl.tasks.observation import ObservationSpec
+
+ConfigSource = str | Path | Mapping[str, Any] | None
+Range = tuple[float, float]
+Points = dict[str, np.ndarray]
+
+
+class RandomizationConfig(StrictModel):
+    """The twin's domain randomization (a robot ignores it). Multiplicative scales are drawn uniformly from
+    [low, high] per element; (1, 1) disables one knob."""
+
+    enabled: bool = False
+    mass_scale: Range = (0.9, 1.1)  # every body mass (and inertia, consistently)
+    friction_scale: Range = (0.8, 1.2)  # sliding friction of every geom
+    damping_scale: Range = (0.8, 1.2)  # joint damping
+    actuator_gain_scale: Range = (0.95, 1.05)  # motor constants: actuator gains (rotor thrust, servos)
+    camera_pos_noise: float = Field(0.01, ge=0)  # m, uniform offset of every camera position
+    camera_angle_noise: float = Field(0.02, ge=0)  # rad, small random rotation of every camera
+    light_scale: Range = (0.6, 1.4)  # diffuse intensity of every light
+    light_pos_noise: float = Field(0.2, ge=0)  # m
+
+
+class TaskConfig(StrictModel):
+    control_hz: float = Field(10.0, gt=0, le=1000)  # policy rate
+    episode_seconds: float = Field(10.0, gt=0)
+    reward: Literal["sparse", "dense"] = "sparse"
+    terminate_on_success: bool = True
+    observation: ObservationSpec = ObservationSpec()  # what the policy sees: state keys, cameras, crops, stacking
+    # The twin's sim-to-real knobs; a robot has the real thing and ignores them.
+    obs_noise_std: float = Field(0.0, ge=0)  # Gaussian noise on every state observation
+    action_latency_steps: int = Field(0, ge=0, le=50)  # actions take effect this many control steps late
+    control_jitter: float = Field(0.0, ge=0, lt=1)  # control period varies uniformly by +- this fraction
+    randomization: RandomizationConfig = RandomizationConfig()
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A task's verdict on one control step."""
+
+    dense: float  # the shaped reward; a sparse task's reward is float(success)
+    success: bool
+    failed: bool  # ends the episode (a crash, the object lost)
+    costs: dict[str, float] = field(default_factory=dict)  # per safety limit: 1.0 where it was hit this step
+    info: dict[str, Any] = field(default_factory=dict)  # task-specific diagnostics (distances, heights)
+
+    def reward(self, kind: Literal["sparse", "dense"]) -> float:
+        return self.dense if kind == "dense" else float(self.success)
+
+
+class Task:
+    """Subclasses set the class attributes and implement ``state_dims``, ``observe``, ``command``, ``evaluate``;
+    stateful ones extend ``reset``."""
+
+    env_id: ClassVar[str]  # the twin env's gymnasium id, robotrl/<Task>-v0
+    config_cls: ClassVar[type[TaskConfig]] = TaskConfig
+    config_file: ClassVar[str] = ""  # default YAML under configs/tasks/
+    robot_kind: ClassVar[Literal["arm", "quad"]]
+    objects: ClassVar[tuple[str, ...]] = ()  # tracked reference points, published on /objects/<name>/pose
+    limits: ClassVar[tuple[str, ...]] = ()  # the safety filter's limit kinds: one cost each
+
+    def __init__(self, config: ConfigSource = None, **overrides: Any):
+        default = configs_dir() / "tasks" / self.config_file if self.config_file else None
+        self.config = load_config(self.config_cls, default, config, overrides or None)
+        self.control_dt = 1.0 / self.config.control_hz
+        self.max_episode_steps = int(round(self.config.episode_seconds * self.config.control_hz))
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.action_dim(),), dtype=np.float32)
+
+    @property
+    def goals(self) -> tuple[str, ...]:
+        """Goal names, published on /goals/<name>/pose (the twin samples them at reset)."""
+        return ()
+
+    # -- what a subclass defines -----------------------------------------------------------------------------
+    def action_dim(self) -> int:
+        raise NotImplementedError
+
+    def neutral_action(self) -> np.ndarray:
+        """The action that holds still."""
+        return np.zeros(self.action_dim(), np.float32)
+
+    def state_dims(self) -> dict[str, int]:
+        """Every state observation the task can give, name -> size; ``observation.state`` picks among them."""
+        raise NotImplementedError
+
+    def observe(self, reading: Any, objects: Points, goals: Points) -> dict[str, np.ndarray]:
+        """Every state observation (names without ``state/``) from one reading."""
+        raise NotImplementedError
+
+    def command(self, action: np.ndarray, reading: Any) -> Any:
+        """The device command for a normalized action, before the safety filter."""
+        raise NotImplementedError
+
+    def safety_filter(self) -> Any:
+        """A fresh safety filter for this task's limits (robotrl.safety)."""
+        raise NotImplementedError
+
+    def sample_goals(self, rng: np.random.Generator) -> Points:
+        """The goals of a new episode (the twin's reset; on a robot an operator sets them)."""
+        return {}
+
+    def evaluate(self, reading: Any, objects: Points, goals: Points, action: np.ndarray) -> tuple[float, bool, bool, dict]:
+        """(dense reward, success, failed, info) after a step; ``action`` is the one executed."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------------------
+    def reset(self, reading: Any, objects: Points, goals: Points) -> None:
+        """A new episode starts from this reading with these goals (stateful tasks extend it)."""
+        missing = set(self.goals) - set(goals)
+        if missing:
+            raise ValueError(f"{type(self).__name__}.reset: goals {sorted(missing)} missing")
+
+    def judge(self, reading: Any, objects: Points, goals: Points, action: np.ndarray, report: SafetyReport) -> Judgement:
+        dense, success, failed, info = self.evaluate(reading, objects, goals, action)
+        costs = {limit: float(limit in report.violations) for limit in self.limits}
+        return Judgement(float(dense), bool(success), bool(failed), costs, info)
