@@ -1,0 +1,83 @@
+"""Tasks without MuJoCo: one definition the twin env and RosEnv both play; experts built from the task alone."""
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from robotrl import ENVS
+from robotrl.interfaces import ArmState, QuadState
+from robotrl.safety import SafetyReport
+from robotrl.tasks import TASKS, make_task
+from robotrl.tasks.experts import make_expert
+
+
+def test_every_twin_env_has_a_task_and_plays_it():
+    assert set(TASKS) == set(ENVS)
+    for env_id in ENVS:
+        env = gym.make(env_id).unwrapped
+        task = make_task(env_id)
+        assert type(env.task) is type(task) and env.task.env_id == env_id
+        assert env.action_space == task.action_space
+        assert set(env.observation_space) == {f"state/{k}" for k in task.state_dims()}
+        env.close()
+
+
+def test_tasks_and_experts_import_no_mujoco():
+    code = ("import sys; from robotrl.tasks import TASKS, make_task; from robotrl.tasks.experts import make_expert\n"
+            "for env_id in TASKS: make_expert(make_task(env_id))\n"
+            "assert 'mujoco' not in sys.modules, 'mujoco imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def arm_reading(ee_pos, gripper=1.0) -> ArmState:
+    z = np.zeros(7)
+    return ArmState(q=z, dq=z, ee_pos=np.asarray(ee_pos, float), ee_quat=np.array([1.0, 0, 0, 0]), ee_vel=np.zeros(3),
+                    gripper=gripper, stamp_ns=0)
+
+
+def test_pick_judges_from_the_reading_and_the_tracked_cube_with_a_cost_per_limit():
+    task = make_task("robotrl/ArmPickCube-v0")
+    cube_on_table, lifted = np.array([0.5, 0.0, 0.02]), np.array([0.5, 0.0, 0.1])
+    task.reset(arm_reading([0.5, 0, 0.2]), {"cube": cube_on_table}, {})
+    j = task.judge(arm_reading([0.5, 0, 0.1]), {"cube": lifted}, {}, task.neutral_action(), SafetyReport(("workspace",)))
+    assert j.success and not j.failed and j.reward("sparse") == 1.0
+    assert j.costs == {"nonfinite": 0.0, "speed": 0.0, "workspace": 1.0, "rotation_speed": 0.0, "gripper_range": 0.0}
+    j = task.judge(arm_reading([0.5, 0, 0.2]), {"cube": cube_on_table}, {}, task.neutral_action(), SafetyReport())
+    assert not j.success and sum(j.costs.values()) == 0
+    assert task.judge(arm_reading([0.5, 0, 0.2]), {"cube": np.array([1.5, 0, 0.02])}, {}, task.neutral_action(),
+                      SafetyReport()).failed  # the cube left the table
+
+
+def test_waypoints_progress_lives_in_the_task_and_moves_the_goal_in_the_observation():
+    task = make_task("robotrl/QuadWaypoints-v0", n_waypoints=2)
+    goals = {"waypoint0": np.array([1.0, 0, 1]), "waypoint1": np.array([0.0, 1, 1])}
+    assert task.goals == ("waypoint0", "waypoint1")
+
+    def at(pos) -> QuadState:
+        return QuadState(pos=np.asarray(pos, float), quat=np.array([0.0, 0, 0, 1]), vel=np.zeros(3), body_rates=np.zeros(3),
+                         motor_thrusts=np.zeros(4), armed=True, stamp_ns=0)
+
+    with pytest.raises(ValueError, match="waypoint1"):
+        task.reset(at([0, 0, 1]), {}, {"waypoint0": goals["waypoint0"]})
+    task.reset(at([0, 0, 1]), {}, goals)
+    np.testing.assert_allclose(task.observe(at([0, 0, 1]), {}, goals)["to_goal"], [1, 0, 0])
+    hover = task.neutral_action()
+    assert task.judge(at([1, 0, 1]), {}, goals, hover, SafetyReport()).info["waypoints_reached"] == 1
+    obs = task.observe(at([1, 0, 1]), {}, goals)
+    np.testing.assert_allclose(obs["to_goal"], [-1, 1, 0])
+    assert obs["progress"] == 0.5
+    assert task.judge(at([0, 1, 1]), {}, goals, hover, SafetyReport()).success
+
+
+def test_experts_read_the_task_and_robot_config():
+    task = make_task("robotrl/QuadHover-v0", robot="quad_1kg")
+    expert = make_expert(task)
+    assert expert.mass == task.robot.mass and expert.max_thrust == task.robot.max_thrust
+    # Hovering level at the goal, the expert commands about hover thrust: it knows the airframe from config.
+    obs = {"state/to_goal": np.zeros(3), "state/vel": np.zeros(3), "state/rotation": np.eye(3).ravel()}
+    np.testing.assert_allclose(expert.act(obs)[0], task.neutral_action()[0], atol=1e-6)
+    with pytest.raises(ValueError, match="no scripted expert"):
+        make_expert(object())
