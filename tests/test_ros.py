@@ -141,15 +141,15 @@ def test_expert_picks_through_ros_and_a_silent_camera_makes_the_actor_hold(ros, 
     (its ~/cameras fault switch) and the actor commands hold within two control periods."""
     from std_srvs.srv import SetBool
 
-    start_twin(PICK, task_kwargs='{"cameras": ["front"], "image_size": 48}', camera_hz=20.0)
+    start_twin(PICK, task_kwargs='{"observation": {"cameras": ["front"], "image_size": 48}}', camera_hz=20.0)
     executor, thread = ros
     actor = rclpy.create_node("actor")
     executor.add_node(actor)
     thread.start()
     # 2 Hz control: the hold is due 1.5 periods after the last frame, and "within two periods" then leaves
     # 250 ms for a loaded CI machine's scheduling of the watchdog timer.
-    env = RosEnv(actor, PICK, {"cameras": ["front"], "image_size": 48, "control_hz": 2})
-    expert = make_expert(env.spec_env)
+    env = RosEnv(actor, PICK, {"observation": {"cameras": ["front"], "image_size": 48}, "control_hz": 2})
+    expert = make_expert(env)
     obs, _ = env.reset()
     expert.reset()
     assert obs["images/front"].shape == (48, 48, 3) and obs["images/front"].std() > 0
@@ -528,7 +528,7 @@ def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_th
     thread.start()
     env = RosEnv(actor, "robotrl/QuadHover-v0", max_obs_age=0.5)  # tolerant of a loaded CI machine; the
     env.link.land_after = 0.5                                     # hold's timing is tested on the arm above
-    expert, info = make_expert(env.spec_env), {}
+    expert, info = make_expert(env), {}
     for _attempt in range(3):  # as the actor node does, an episode cut by a transport hiccup is flown again
         try:
             obs, _ = env.reset()

@@ -91,8 +91,9 @@ class TwinEnv(gym.Env):
         return out
 
     def advance(self, seconds: float) -> None:
-        """Run physics for ``seconds`` and read the devices (the twin node's tick)."""
-        self.world.advance(seconds)
+        """Run physics for ``seconds`` (0: none) and read the devices (the twin node's tick)."""
+        if seconds > 0:
+            self.world.advance(seconds)
         self._read_devices()
 
     # -- gymnasium API -------------------------------------------------------------------------------------

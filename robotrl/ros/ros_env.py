@@ -1,10 +1,12 @@
-"""RosEnv: a gymnasium env over the device topics, with the same spaces, action mapping and safety filter as
-the task's twin env, so one learner and one policy run in the twin, through ROS against the twin, and on the
-robot.
+"""RosEnv: a task (robotrl.tasks) played over the device topics: the same task object as the twin env gives the
+spaces, the observation (through the same observation processor: crops and resizes any camera frame to the
+policy's image size), the action mapping, the safety filter and the judgement, so one learner and one policy run
+in the twin, through ROS against the twin, and on the robot. Nothing here imports MuJoCo.
 
-Observations are aligned by capture stamp, never by arrival: a step waits for the arm reading one control
-period after the last one, then takes the object pose, camera frame and task judgement nearest to that
-reading's stamp. A watchdog on the steady (wall) clock -- it must work when sim time stops too -- commands
+Observations are aligned by capture stamp, never by arrival: a step waits for the device reading one control
+period after the last one, then takes the tracked objects and goals of that reading's stamp (``/objects/<name>/pose``,
+``/goals/<name>/pose``: from the twin, or a tracker and whatever sets goals on a robot, at the state rate) and the
+camera frame nearest to it. The task judges the step from the same reading, objects and goals. A watchdog on the steady (wall) clock -- it must work when sim time stops too -- commands
 hold when any observation topic goes silent for ``max_obs_age`` or the policy misses its deadline, and
 refuses new commands until fresh data arrives.
 """
@@ -24,17 +26,17 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64, Float64MultiArray
+from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
-from robotrl.envs.arm import ee_command
-from robotrl.envs.quad import ctbr_command, quad_state_obs
 from robotrl.geometry import quat_from_euler
 from robotrl.interfaces import ArmState, QuadState
 from robotrl.ros import convert
 from robotrl.ros.devices import COMMAND_QOS
 from robotrl.ros.topic_reader import TopicReader
 from robotrl.safety import SafetyReport
+from robotrl.tasks import make_task
+from robotrl.tasks.observation import ObservationProcessor
 
 
 class ObservationLost(RuntimeError):
@@ -58,6 +60,11 @@ class _Stamped:
 
     def nearest(self, stamp_ns: int) -> tuple[int, Any] | None:
         return min(self.items, key=lambda it: abs(it[0] - stamp_ns), default=None)
+
+    def at(self, stamp_ns: int) -> tuple[int, Any] | None:
+        """The message nearest ``stamp_ns`` once one at or after it has arrived (None before): a topic published
+        at the state rate, whose message of this stamp may still be on its way."""
+        return self.nearest(stamp_ns) if self.items and self.items[-1][0] >= stamp_ns else None
 
 
 class ArmLink:
@@ -87,14 +94,11 @@ class ArmLink:
                 return convert.arm_state(joints, ee[1], tw[1])
         return None
 
-    def state_obs(self, s: ArmState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.env.spec_env.unwrapped.observe(s, objects)
-
     def begin(self, s: ArmState) -> None:
         self.target_pos = s.ee_pos
 
     def command(self, action: np.ndarray, s: ArmState) -> SafetyReport:
-        cmd = ee_command(action, s, self.env.config.action_scale)
+        cmd = self.env.task.command(action, s)
         safe, report = self.env.safety.filter(cmd, s, self.target_pos, self.env.control_dt)
         self.target_pos = safe.ee_pos
         self._target.publish(convert.pose_stamped(safe.ee_pos, s.ee_quat if safe.ee_quat is None else safe.ee_quat, s.stamp_ns, "base"))
@@ -122,21 +126,16 @@ class QuadLink:
         self.topics = {f"{prefix}/odom": self.odom}
         self.home_service = f"{prefix}/stop"
         self.land_after, self._held_since = land_after, None
-        spec = env.spec_env.unwrapped
-        self.max_thrust, self.max_body_rate, self.goal = spec.quad.max_thrust, spec.config.max_body_rate, spec._goal
 
     def reading_after(self, stamp_ns: int) -> QuadState | None:
         t, msg = self.odom.items[-1] if self.odom.items else (stamp_ns, None)
         return convert.quad_state(msg) if t > stamp_ns else None
 
-    def state_obs(self, s: QuadState, objects: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return quad_state_obs(s, self.goal())
-
     def begin(self, s: QuadState) -> None:
         self._held_since = None
 
     def command(self, action: np.ndarray, s: QuadState) -> SafetyReport:
-        cmd = ctbr_command(action, self.max_thrust, self.max_body_rate)
+        cmd = self.env.task.command(action, s)
         safe, report = self.env.safety.filter(cmd, s)
         if safe.mode == "ctbr":
             self._ctbr.publish(convert.ctbr_msg(safe, s.stamp_ns))
@@ -165,42 +164,42 @@ class RosEnv(gym.Env):
     def __init__(self, node: Node, task: str, task_kwargs: dict | None = None, twin: str = "/twin", device: str | None = None,
                  max_obs_age: float | None = None, deadline: float | None = None, timeout: float = 5.0, startup_timeout: float = 60.0,
                  stop: threading.Event | None = None):
-        """``node``: the actor's node (spun by the caller's executor). ``twin``: the twin node's name, whose
-        ``~/task`` judges success and ``~/reset`` starts episodes ("" on hardware: reward then comes from
-        ``/task`` of a reward-classifier node, and reset calls the device's home (arm) or stop (quad) service).
+        """``node``: the actor's node (spun by the caller's executor). ``task``, ``task_kwargs``: the task and its
+        config, as for the twin env (robotrl.tasks.make_task). ``twin``: the twin node's name, whose ``~/reset``
+        starts episodes ("" on hardware: reset calls the device's home (arm) or stop (quad) service).
         ``device``: the device node's namespace (default /arm or /quad). ``max_obs_age``: seconds an
         observation topic may stay silent (default 1.5 control periods, so a hold comes within two; at least
         0.1 s). ``deadline``: seconds from one command to the next before the watchdog holds (default 2 control
         periods, one to observe and one to think; at least 0.1 s). ``startup_timeout``: how long the first reset waits for the robot.
         ``stop``: once set (by a signal handler, say), any wait for the robot ends within 0.1 s with ``Stopped``."""
-        self.spec_env = gym.make(task, **(task_kwargs or {}))
-        spec = self.spec_env.unwrapped
-        self.config, self.safety = spec.config, spec.safety
-        self.observation_space, self.action_space = self.spec_env.observation_space, self.spec_env.action_space
-        self.node, self.task, self.timeout, self.startup_timeout = node, task, timeout, startup_timeout
+        self.task = make_task(task, **(task_kwargs or {}))
+        self.config, self.safety = self.task.config, self.task.safety_filter()
+        self.processor = ObservationProcessor(self.config.observation, self.task.state_dims())
+        self.observation_space, self.action_space = self.processor.space, self.task.action_space
+        self.node, self.timeout, self.startup_timeout = node, timeout, startup_timeout
         self.stop = stop or threading.Event()
         self.control_dt = 1.0 / self.config.control_hz
         # Floors of 0.1 s: at 50 Hz, 1.5 periods (30 ms) is below an ordinary Linux scheduling hiccup.
         self.deadline = deadline if deadline is not None else max(2 * self.control_dt, 0.1)
         self.max_obs_age = max_obs_age if max_obs_age else max(1.5 * self.control_dt, 0.1)
-        self.max_episode_steps = int(round(self.config.episode_seconds * self.config.control_hz))
+        self.max_episode_steps = self.task.max_episode_steps
         self._buffers = threading.Lock()  # guards the topic buffers: the reading thread appends, the stepping thread looks
         # Observation topics are read by whichever thread waits for them (the stepping thread, else the watchdog),
         # not by the caller's executor: see robotrl.ros.topic_reader.
         self.reader = TopicReader(f"{node.get_name()}_observations", node.get_namespace(), node.context)
-        self.link = ArmLink(self, device or "/arm") if hasattr(spec, "arm") else QuadLink(self, device or "/quad")
-        self._objects = {o: _Stamped() for o in spec.objects}
-        self._images = {c: _Stamped(8) for c in self.config.cameras}
-        self._judge = _Stamped()
+        link = ArmLink if self.task.robot_kind == "arm" else QuadLink
+        self.link = link(self, device or f"/{self.task.robot_kind}")
+        # Tracked objects and goals, by topic: published at the state rate, read at a reading's stamp.
+        self._points = {f"/{kind}/{name}/pose": _Stamped() for kind, names in (("objects", self.task.objects),
+                        ("goals", self.task.goals)) for name in names}
+        self._images = {c: _Stamped(8) for c in self.config.observation.cameras}
         sub = self.reader.subscribe
-        for o, buf in self._objects.items():
-            sub(PoseStamped, f"/objects/{o}/pose", lambda m, b=buf: self._add(b, m, convert.pose_arrays(m)[0]), qos_profile_sensor_data)
+        for topic, buf in self._points.items():
+            sub(PoseStamped, topic, lambda m, b=buf: self._add(b, m, convert.pose_arrays(m)[0]), qos_profile_sensor_data)
         for c, buf in self._images.items():
             sub(Image, f"/{c}_camera/image", lambda m, b=buf: self._add(b, m, convert.image_array(m)), qos_profile_sensor_data)
-        sub(Float64MultiArray, f"{twin}/task" if twin else "/task", self._on_judge, 10)
         self._reset = node.create_client(Trigger, f"{twin}/reset" if twin else self.link.home_service)
-        self.topics = {**self.link.topics, **{f"/objects/{o}/pose": b for o, b in self._objects.items()},
-                       **{f"/{c}_camera/image": b for c, b in self._images.items()}}
+        self.topics = {**self.link.topics, **self._points, **{f"/{c}_camera/image": b for c, b in self._images.items()}}
         self.holds: list[tuple[float, str]] = []  # (steady time, reason) of every hold the watchdog commanded
         self.silent: str | None = None  # why observations are stale, while they are
         self._last_command = time.monotonic()
@@ -212,11 +211,6 @@ class RosEnv(gym.Env):
     def _add(self, buf: _Stamped, msg, value) -> None:
         with self._buffers:
             buf.add(convert.from_time(msg.header.stamp), value)
-
-    def _on_judge(self, msg: Float64MultiArray) -> None:
-        stamp, reward, success, failed = msg.data
-        with self._buffers:
-            self._judge.add(int(stamp), (float(reward), bool(success), bool(failed)))
 
     def _reading_after(self, stamp_ns: int):
         return self._wait(lambda: self.link.reading_after(stamp_ns), f"device reading newer than {stamp_ns} ns")
@@ -280,7 +274,10 @@ class RosEnv(gym.Env):
         self.state = self._reading_after(stamp - 1)
         self.link.begin(self.state)
         self._steps = 0
-        return self._observe(), {"success": False, "cost": 0.0, "violations": ()}
+        objects, goals = self._points_at(self.state.stamp_ns)
+        self.task.reset(self.state, objects, goals)
+        self.processor.reset()
+        return self._observe(objects, goals), {"success": False, "cost": 0.0, "violations": ()}
 
     def _call(self, client, timeout: float):
         future = client.call_async(Trigger.Request())
@@ -303,26 +300,25 @@ class RosEnv(gym.Env):
         self._last_command, self._stepping = time.monotonic(), True
         self.state = self._reading_after(s.stamp_ns + int(self.control_dt * 1e9) - 1)
         self._steps += 1
-        t = self.state.stamp_ns
-        dense, success, failed = self._wait(lambda: self._judge.nearest(t) if self._judge.items and self._judge.items[-1][0] >= t else None,
-                                            "task judgement (~/task)")[1]
-        reward = dense if self.config.reward == "dense" else float(success)
-        terminated = failed or (success and self.config.terminate_on_success)
+        objects, goals = self._points_at(self.state.stamp_ns)
+        j = self.task.judge(self.state, objects, goals, action, report)
+        terminated = j.failed or (j.success and self.config.terminate_on_success)
         truncated = self._steps >= self.max_episode_steps
-        info = {"success": success, "cost": report.cost, "violations": report.violations}
+        info = {"success": j.success, "cost": report.cost, "costs": j.costs, "violations": report.violations, **j.info}
         self._stepping = not (terminated or truncated)  # between episodes nobody is late
-        return self._observe(), float(reward), bool(terminated), bool(truncated), info
+        return self._observe(objects, goals), j.reward(self.config.reward), bool(terminated), bool(truncated), info
 
-    def _observe(self) -> dict[str, np.ndarray]:
+    def _points_at(self, t: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(objects, goals) at the reading stamp ``t``, by name."""
+        got = {topic: self._wait(lambda b=buf: b.at(t), topic)[1] for topic, buf in self._points.items()}
+        objects = {o: got[f"/objects/{o}/pose"] for o in self.task.objects}
+        return objects, {g: got[f"/goals/{g}/pose"] for g in self.task.goals}
+
+    def _observe(self, objects: dict[str, np.ndarray], goals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         t = self.state.stamp_ns
-        objects = {o: self._wait(lambda b=buf: b.nearest(t), f"/objects/{o}/pose")[1] for o, buf in self._objects.items()}
-        state = self.link.state_obs(self.state, objects)
-        obs = {k: np.asarray(state[k.split("/", 1)[1]], np.float32) for k in self.observation_space if k.startswith("state/")}
-        for c, buf in self._images.items():
-            obs[f"images/{c}"] = self._wait(lambda b=buf: b.nearest(t), f"/{c}_camera/image")[1]
-        return obs
+        images = {c: self._wait(lambda b=buf: b.nearest(t), f"/{c}_camera/image")[1] for c, buf in self._images.items()}
+        return self.processor(self.task.observe(self.state, objects, goals), images)
 
     def close(self) -> None:
         self._stepping = False
         self.reader.destroy()
-        self.spec_env.close()

@@ -2,11 +2,11 @@
 device nodes a robot runs (robotrl.ros.devices), so a graph cannot tell them apart.
 
 On top of the device topics it serves what a lab would get elsewhere: ``/clock`` (sim time, for
-``use_sim_time``), ``/objects/<name>/pose`` (ground truth, as from motion capture), ``~/task`` (the task's own
-judgement), ``~/reset`` (a new episode) and, for testing watchdogs, ``~/cameras`` (std_srvs/SetBool: a camera
-dropout on demand). ``~/task`` is a Float64MultiArray ``[stamp_ns, reward, success, failed]``: the stamp rides
-inside because std_msgs carries no header, and the actor aligns it by that stamp. The task is judged at every
-state tick (``rate_hz``), so a success defined over steps (QuadHover's hold) counts ticks, not control steps.
+``use_sim_time``), ``/objects/<name>/pose`` (ground truth, as from motion capture), ``/goals/<name>/pose`` (the
+episode's goals, which the twin samples at reset; on a robot whatever sets goals publishes them), ``~/reset`` (a
+new episode) and, for testing watchdogs, ``~/cameras`` (std_srvs/SetBool: a camera dropout on demand). Objects
+and goals go out at every state tick with the devices' stamp. The actor judges the task itself (RosEnv), from
+the same topics.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
-from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
-from robotrl.geometry import xyzw_from_wxyz
+from robotrl.envs.base import IDENTITY
 from robotrl.ros import convert
 from robotrl.ros.devices import ArmNode, CameraNode, DeviceNode, QuadNode
 
@@ -47,9 +46,9 @@ class TwinNode(Node):
             self.devices.append(QuadNode(self.env.quad, rate_hz=0, lock=self.lock))
         self.cameras = {n: CameraNode(cam, rate_hz=0, lock=self.lock) for n, cam in self.env.cameras.items()}
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
-        self._task = self.create_publisher(Float64MultiArray, "~/task", 10)
-        self._objects = {o: self.create_publisher(PoseStamped, f"/objects/{o}/pose", qos_profile_sensor_data)
-                         for o in self.env.objects}
+        task = self.env.task
+        self._points = {(kind, name): self.create_publisher(PoseStamped, f"/{kind}/{name}/pose", qos_profile_sensor_data)
+                        for kind, names in (("objects", task.objects), ("goals", task.goals)) for name in names}
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/cameras", self._on_cameras)
         self.cameras_on = True
@@ -93,32 +92,23 @@ class TwinNode(Node):
             if self._reset_done is not None:
                 self._reset()
             with self.lock:
-                self.env.world.advance(self._dt)
-                self.env._read_devices()
+                self.env.advance(self._dt)
                 stamp = self.env.world.stamp_ns
-                reward, success, failed, _ = self.env._evaluate()
                 frames = ({n: c.camera.read() for n, c in self.cameras.items()}
                           if self.cameras_on and tick % self._camera_every == 0 else {})
-                objects = {o: (pos, self._object_quat(o)) for o, pos in self.env.object_positions().items()}
+                points = {**{("objects", o): pose for o, pose in self.env.object_poses().items()},
+                          **{("goals", g): (pos, IDENTITY) for g, pos in self.env.goals.items()}}
             self._clock_pub.publish(Clock(clock=convert.to_time(stamp)))
             for device in self.devices:
                 device.publish()
-            for o, (pos, quat) in objects.items():
-                self._objects[o].publish(convert.pose_stamped(pos, quat, stamp, "base"))
-            self._task.publish(Float64MultiArray(data=[float(stamp), reward, float(success), float(failed)]))
+            for key, (pos, quat) in points.items():
+                self._points[key].publish(convert.pose_stamped(pos, quat, stamp, "base"))
             for n, frame in frames.items():
                 self.cameras[n].publish(frame)
             tick += 1
             if self.speed > 0:
                 next_wall += self._dt / self.speed
                 time.sleep(max(0.0, next_wall - time.monotonic()))
-
-    def _object_quat(self, name: str) -> np.ndarray:
-        """The orientation of the body of that name; identity for a point (a site)."""
-        try:
-            return xyzw_from_wxyz(self.env.world.data.body(name).xquat)
-        except KeyError:
-            return np.array([0.0, 0.0, 0.0, 1.0])
 
     def _on_cameras(self, request, response):
         self.cameras_on = bool(request.data)
@@ -146,5 +136,5 @@ class TwinNode(Node):
             now = self.env.world.data.time
             self.env.reset(seed=seed)
             self.env.world.data.time = max(now + self._dt, self.env.world.data.time)  # /clock never runs backwards
-            self.env._read_devices()
+            self.env.advance(0.0)  # the reading carries the new time
             self._reset_stamp = self.env.world.stamp_ns
