@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -548,3 +549,39 @@ def test_the_quad_expert_hovers_through_ros_env_and_a_silent_odom_means_hover_th
     finally:
         twin.send_signal(signal.SIGCONT)
     wait_for(lambda: env.link.odom.items and env.link.odom.items[-1][1].pose.pose.position.z < 0.1, timeout=20)
+
+
+@pytest.mark.slow
+def test_the_waypoints_expert_flies_the_twins_waypoints_through_ros(ros, start_twin):
+    """QuadWaypoints through RosEnv: the goals come from the twin on /goals/waypoint<i>/pose (the waypoints the
+    twin drew for that episode, not any the actor makes up), and the scripted pilot passes all of them in 3 of 3
+    episodes."""
+    task = "robotrl/QuadWaypoints-v0"
+    start_twin(task, seed=0)
+    executor, thread = ros
+    actor = rclpy.create_node("actor")
+    executor.add_node(actor)
+    thread.start()
+    env = RosEnv(actor, task, max_obs_age=0.5)  # tolerant of a loaded CI machine
+    reference = gym.make(task).unwrapped  # the twin's draws: episode k of the twin node resets with seed k
+    expert, flown = make_expert(env), []
+    while len(flown) < 3:
+        try:
+            obs, _ = env.reset()
+            expert.reset()
+            done, info = False, {}
+            while not done:
+                obs, _, terminated, truncated, info = env.step(expert.act(obs))
+                done = terminated or truncated
+            flown.append((env.goals, info))
+        except ObservationLost:  # a transport hiccup cut the episode: fly another, as the actor node does
+            wait_for(lambda: env.silent is None)
+    drawn = []
+    for seed in range(1, 20):
+        reference.reset(seed=seed)
+        drawn.append(reference.goals)
+    for goals, info in flown:
+        assert any(all(np.allclose(goals[k], d[k], atol=1e-9) for k in goals) for d in drawn), "not the twin's waypoints"
+        assert info["success"] and info["waypoints_reached"] == 3, info
+    assert len({tuple(g["waypoint0"]) for g, _ in flown}) == 3  # a new draw every episode
+    env.close()

@@ -192,6 +192,7 @@ class RosEnv(gym.Env):
         # Tracked objects and goals, by topic: published at the state rate, read at a reading's stamp.
         self._points = {f"/{kind}/{name}/pose": _Stamped() for kind, names in (("objects", self.task.objects),
                         ("goals", self.task.goals)) for name in names}
+        self.goals: dict[str, np.ndarray] = {}  # this episode's, as published at its reset
         self._images = {c: _Stamped(8) for c in self.config.observation.cameras}
         sub = self.reader.subscribe
         for topic, buf in self._points.items():
@@ -274,10 +275,10 @@ class RosEnv(gym.Env):
         self.state = self._reading_after(stamp - 1)
         self.link.begin(self.state)
         self._steps = 0
-        objects, goals = self._points_at(self.state.stamp_ns)
-        self.task.reset(self.state, objects, goals)
+        objects, self.goals = self._points_at(self.state.stamp_ns)  # the goals of this episode, as published
+        self.task.reset(self.state, objects, self.goals)
         self.processor.reset()
-        return self._observe(objects, goals), {"success": False, "cost": 0.0, "violations": ()}
+        return self._observe(objects, self.goals), {"success": False, "cost": 0.0, "violations": ()}
 
     def _call(self, client, timeout: float):
         future = client.call_async(Trigger.Request())
