@@ -19,12 +19,12 @@ import gymnasium as gym
 import torch
 
 from common import add_output_args, cpu_slug, out_dir, write_result
-from robotrl.learning.throughput import collect, rate, updater
+from robotrl.learners.throughput import collect, rate, updater
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 LEARNERS = {  # what `robotrl train sac` runs: sac_pick on state observations, and on a 64 px wrist camera
     "state": ({}, {"utd": 4, "discrete_gripper": True}),
-    "image": ({"cameras": ["wrist"], "image_size": 64}, {"discrete_gripper": True, "batch_size": 128}),
+    "image": ({"observation": {"cameras": ["wrist"], "image_size": 64}}, {"discrete_gripper": True, "batch_size": 128}),
 }
 
 

@@ -35,7 +35,7 @@ def job(spec: tuple[int, argparse.Namespace]) -> tuple[int, dict]:
     torch.set_num_threads(1)
     cfg = RunConfig(env=ENV_ID, env_kwargs={"robot": args.robot}, seed=seed, total_steps=args.budget,
                     random_steps=5000, eval_every=args.eval_every, eval_episodes=10, stop_success=TARGET,
-                    sac={"utd": args.utd, "hidden": args.hidden, "discount": 0.99, "num_threads": 1})
+                    learner={"utd": args.utd, "hidden": args.hidden, "discount": 0.99, "num_threads": 1})
     cpu = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         curve = train(cfg, Path(tmp) / "run", progress=False)

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from common import add_output_args, out_dir, write_result
 from robotrl.interfaces import ArmCommand, CameraIntrinsics, Frame
+from robotrl.policies import Policy
 
 if TYPE_CHECKING:
     from rclpy.executors import Executor
@@ -57,38 +58,34 @@ CAMERAS = ("front", "wrist")
 WIDTH, HEIGHT, FPS = 640, 480, 30.0
 FASTDDS_ENV = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")  # transport settings: recorded
 WARMUP_S = 1.0  # discovery, first messages and caches: dropped from every measurement
-Agent = Any  # SACAgent or robotrl.ros.nodes.ExpertAgent: both have act(obs); the expert also reset()
 
 
 # -- the policy (the same in both loops) ------------------------------------------------------------------------
-def make_agent(policy: str, env: gym.Env) -> tuple[Agent, str]:
-    """The agent and a line saying what it is. ``sac``: what a learning actor runs (untrained weights cost the
+def make_agent(policy: str, env: gym.Env) -> tuple[Policy, str]:
+    """The policy and a line saying what it is. ``sac``: what a learning actor runs (untrained weights cost the
     same as trained ones); ``scripted``: the task's expert."""
     if policy == "scripted":
         from robotrl.tasks.experts import make_expert
-        from robotrl.ros.nodes import ExpertAgent
 
-        return ExpertAgent(make_expert(env)), "scripted PickCube expert"
-    from robotrl.learning.sac import SACAgent, load_sac_config
+        return make_expert(env), "scripted PickCube expert"
+    from robotrl.learners.sac import SACAgent, load_sac_config
 
     cfg = load_sac_config()
     agent = SACAgent(env.observation_space, env.action_space, cfg)
-    return agent, f"SACAgent.act (stochastic, untrained): {cfg.depth}x{cfg.hidden} MLP actor, device {agent.device}"
+    return agent.policy, f"SAC's GaussianPolicy.act (stochastic, untrained): {cfg.depth}x{cfg.hidden} MLP actor, device {agent.device}"
 
 
-def warm(agent: Agent, env: gym.Env) -> None:
+def warm(agent: Policy, env: gym.Env) -> None:
     """A steady actor has run its policy many times: keep first-call costs (allocations, dispatch) out."""
     obs, _ = env.reset(seed=0)
-    if hasattr(agent, "reset"):
-        agent.reset()
+    agent.reset()
     for _ in range(50):
         agent.act(obs)
 
 
-def begin(env: gym.Env, agent: Agent, seed: int) -> dict[str, np.ndarray]:
+def begin(env: gym.Env, agent: Policy, seed: int) -> dict[str, np.ndarray]:
     obs, _ = env.reset(seed=seed)
-    if hasattr(agent, "reset"):
-        agent.reset()
+    agent.reset()
     return obs
 
 
@@ -169,8 +166,8 @@ def actor_role(rate: float, seconds: float, policy: str) -> None:
     node = Node("actor")
     executor = spin_in_background(node)
     env = RosEnv(node, TASK, {"control_hz": rate})
-    agent, _ = make_agent(policy, env.spec_env)
-    warm(agent, env.spec_env)
+    agent, _ = make_agent(policy, env)
+    warm(agent, env)
     # The twin's arm node and the probe: a command published before they match would be lost.
     wait_for(lambda: node.count_subscribers("/arm/target_pose") >= 2, 30, "the parent's subscribers of /arm/target_pose")
     obs: dict[str, np.ndarray] | None = None
@@ -416,7 +413,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="measured wall time of each loop and of the image stream (default: 10; plus 1 s warm-up each)")
     parser.add_argument("--policy", choices=["sac", "scripted"], default="sac",
-                        help="sac: SACAgent.act, the MLP a learning actor runs (default); scripted: the task's expert")
+                        help="sac: SAC's GaussianPolicy.act, the MLP a learning actor runs (default); scripted: the task's expert")
     parser.add_argument("--role", choices=["bench", "actor", "frames"], default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=50.0, help=argparse.SUPPRESS)
     add_output_args(parser)

@@ -30,8 +30,8 @@ import gymnasium as gym
 import torch
 
 from common import add_output_args, cpu_slug, out_dir, write_result
-from robotrl.learning import ReplayBuffer
-from robotrl.learning.throughput import Run, collect, interleaved, rate, ratio, updater
+from robotrl.learners import ReplayBuffer
+from robotrl.learners.throughput import Run, collect, interleaved, rate, ratio, updater
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 BATCH = 256

@@ -37,7 +37,7 @@ STAY = 0.85  # stays_from: no later evaluation below this
 FINAL_EPISODES = 200
 # Our learner's configurations, as RunConfig overrides: the default, and the fast path of bench/sac_throughput.py
 # (run it with --methods ours_compiled_bf16 --name NAME to check that the fast path learns as well).
-OURS = {"ours": {}, "ours_compiled_bf16": {"sac": {"compile": True, "precision": "bf16"}}}
+OURS = {"ours": {}, "ours_compiled_bf16": {"learner": {"compile": True, "precision": "bf16"}}}
 PEERS = ("sb3", "sb3_with_demos")
 
 
@@ -49,11 +49,11 @@ def ours(seed: int, args: argparse.Namespace, **run: Any) -> dict:
     from robotrl.runtime.train import REPORT_SEED, RunConfig, evaluate_run, load_history, train
 
     torch.set_num_threads(1)
-    sac = {"utd": args.utd, "num_threads": 1, "discrete_gripper": True, **run.pop("sac", {})}
+    sac = {"utd": args.utd, "num_threads": 1, "discrete_gripper": True, **run.pop("learner", {})}
     with tempfile.TemporaryDirectory() as tmp:
         demos = record_demos(Path(tmp) / "demos.zarr", args.demos, seed)
         cfg = RunConfig(env=ENV_ID, env_kwargs=ENV_KWARGS, demos=str(demos), seed=seed, total_steps=args.budget,
-                        eval_every=args.eval_every, eval_episodes=args.eval_episodes, **run, sac=sac)
+                        eval_every=args.eval_every, eval_episodes=args.eval_episodes, **run, learner=sac)
         start = time.time()
         train(cfg, Path(tmp) / "run", progress=False)
         keep = ("env_steps", "success", "success_ci", "intervention_rate", "wall_s")
@@ -85,7 +85,8 @@ def sb3(seed: int, args: argparse.Namespace, with_demos: bool) -> dict:
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from robotrl.learning.sac import evaluate
+    from robotrl.policies import Stateless
+    from robotrl.runtime.evaluate import evaluate
     from robotrl.runtime.train import REPORT_SEED
 
     torch.set_num_threads(1)
@@ -104,17 +105,23 @@ def sb3(seed: int, args: argparse.Namespace, with_demos: bool) -> dict:
     curve: list[dict] = []
     start = time.time()
 
+    class SB3Policy(Stateless):
+        """The SB3 model behind the Policy protocol (acting deterministically), for robotrl's evaluate()."""
+
+        def act(self, obs, deterministic: bool = True):
+            return model.predict(obs, deterministic=True)[0]
+
     class Eval(BaseCallback):
         def _on_step(self) -> bool:
             if self.num_timesteps % args.eval_every:
                 return True
-            policy = type("P", (), {"act": lambda _, o, deterministic=True: model.predict(o, deterministic=True)[0]})()
+            policy = SB3Policy()
             success, _ = evaluate(policy, eval_env, args.eval_episodes)
             curve.append({"env_steps": self.num_timesteps, "success": success, "wall_s": time.time() - start})
             return True
 
     model.learn(total_timesteps=args.budget, callback=Eval())
-    policy = type("P", (), {"act": lambda _, o, deterministic=True: model.predict(o, deterministic=True)[0]})()
+    policy = SB3Policy()
     final = evaluate(policy, eval_env, args.final_episodes, REPORT_SEED)[0]
     return {"curve": curve, "final": {"last": final}, "train_wall_s": time.time() - start}
 
@@ -141,7 +148,7 @@ def job(spec: tuple[str, int, argparse.Namespace]) -> tuple[str, int, dict]:
 
 
 def summarize(jobs: dict[str, dict[str, dict]], final_episodes: int) -> dict:
-    from robotrl.learning.sac import wilson_interval
+    from robotrl.runtime.evaluate import wilson_interval
 
     out = {}
     for method, seeds in jobs.items():

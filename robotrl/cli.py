@@ -15,6 +15,7 @@ EPILOG = """Examples:
   robotrl record --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --out demos/pick.zarr
   robotrl data info demos/pick.zarr
   robotrl train sac --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --config sac_pick --out runs/pick
+  robotrl train bc --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --out runs/pick_bc   # behaviour cloning
   robotrl eval --run runs/pick --episodes 200    # best.pt on fresh seeds, success rate with its 95 % interval
   robotrl bench learner --config sac_pick        # is compile / bf16 faster on this machine?
   robotrl train sac --env Pendulum-v1 --out runs/pendulum    # any gymnasium env; no success flag: scored by return"""
@@ -84,7 +85,7 @@ def _score(success: float | None, ret: float, episodes: int) -> str:
 
 def _rate(success: float, episodes: int) -> str:
     """'77.5 % (95 % CI 62-88 %, 40 episodes)': a rate from few episodes says how little it knows."""
-    from robotrl.learning.sac import wilson_interval
+    from robotrl.runtime.evaluate import wilson_interval
 
     low, high = wilson_interval(success, episodes)
     return f"{100 * success:.1f} % (95 % CI {100 * low:.0f}-{100 * high:.0f} %, {episodes} episodes)"
@@ -117,16 +118,18 @@ def task_kwargs(env_id: str, config: str | None = None, cameras: str | None = No
         if any(given.values()):
             raise ValueError(f"{' and '.join(k for k, v in given.items() if v)}: for robotrl/* tasks only, not {env_id}")
         return {}
-    kwargs = {"config": config_path(config, "tasks") if config else None, "cameras": cameras.split(",") if cameras else None,
+    kwargs = {"config": config_path(config, "tasks") if config else None, "observation": {"cameras": cameras.split(",")} if cameras else None,
               "reward": reward}
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def make_policy(env, name: str, env_id: str, checkpoint: str = "best"):
-    """"scripted" (the task's expert), "random" (None: sample the action space) or a run folder (its policy from
-    the ``checkpoint`` named: best or last, printed)."""
+    """A Policy: "scripted" (the task's expert, acting as it does), "random" (uniform over the action space) or a
+    run folder (its trained policy from the ``checkpoint`` named, best or last, printed; acting deterministically)."""
     if name == "random":
-        return None
+        from robotrl.policies import RandomPolicy
+
+        return RandomPolicy(env.action_space)
     if name == "scripted":
         from robotrl.tasks.experts import EXPERTS, make_expert
 
@@ -140,16 +143,17 @@ def make_policy(env, name: str, env_id: str, checkpoint: str = "best"):
     trained_on = load_run(Path(name)).env
     if trained_on != env_id:
         raise ValueError(f"run {name} was trained on {trained_on}, not {env_id}")
-    agent = _load_printed(name, checkpoint)
-    return agent.policy_for_eval()
+    from robotrl.policies import Deterministic
+
+    return Deterministic(_load_printed(name, checkpoint).policy)
 
 
 def _load_printed(run: str, checkpoint: str):
-    """A run's agent, after printing which checkpoint file it comes from."""
-    from robotrl.runtime.train import checkpoint_path, describe_checkpoint, load_agent
+    """A run's trained algorithm (any learner), after printing which checkpoint file it comes from."""
+    from robotrl.runtime.train import checkpoint_path, describe_checkpoint, load_algorithm
 
     print(f"policy: {describe_checkpoint(checkpoint_path(run, checkpoint))}", flush=True)
-    return load_agent(run, checkpoint)[0]
+    return load_algorithm(run, checkpoint)[0]
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -187,23 +191,25 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def learner_overrides(config: str | None, **flags: Any) -> tuple[Path | None, dict[str, Any]]:
+def learner_overrides(algo: str, config: str | None, **flags: Any) -> tuple[Path | None, dict[str, Any]]:
     """The learner config (a YAML file or a configs/learners/ name) and the command's flags that were given, as
-    overrides of the defaults, validated now: a bad key fails naming the file, before anything is written."""
+    overrides of configs/learners/<algo>.yaml, validated now: a bad key fails naming the file, before anything is
+    written."""
     from robotrl.config import config_path, read_yaml
-    from robotrl.learning.sac import load_sac_config
+    from robotrl.learners import load_learner_config
 
     learner_file = config_path(config, "learners") if config else None
     given = {k: v for k, v in flags.items() if v}
-    load_sac_config(learner_file, given)
+    load_learner_config(algo, learner_file, given)
     return learner_file, {**(read_yaml(learner_file) if learner_file else {}), **given}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from robotrl.runtime.train import RunConfig, load_history, train
 
-    _, sac = learner_overrides(args.config, utd=args.utd)
-    cfg = RunConfig(env=args.env, env_kwargs=task_kwargs(args.env, cameras=args.cameras, reward=args.reward), sac=sac,
+    _, overrides = learner_overrides(args.algo, args.config, utd=getattr(args, "utd", None))
+    cfg = RunConfig(env=args.env, env_kwargs=task_kwargs(args.env, cameras=args.cameras, reward=args.reward),
+                    algo=args.algo, learner=overrides,
                     demos=args.demos, human=args.human, seed=args.seed, total_steps=args.steps,
                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, success_key=args.success_key,
                     max_ahead=args.max_ahead, random_steps=args.random_steps)
@@ -222,17 +228,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from robotrl.learning.sac import evaluate
     from robotrl.runtime.actor import make_env
+    from robotrl.runtime.evaluate import evaluate
     from robotrl.runtime.train import BEST, SELECT_SEED, checkpoint_path, load_run
 
-    agent = _load_printed(args.run, args.checkpoint)
+    algorithm = _load_printed(args.run, args.checkpoint)
     cfg = load_run(Path(args.run))
     picked = checkpoint_path(args.run, args.checkpoint).name == BEST
     if picked and args.seed < SELECT_SEED + cfg.eval_episodes and SELECT_SEED < args.seed + args.episodes:
         print(f"note: seeds {args.seed}-{args.seed + args.episodes - 1} overlap {SELECT_SEED}-"
               f"{SELECT_SEED + cfg.eval_episodes - 1}, which picked best.pt during training: this rate flatters it")
-    success, ret = evaluate(agent, make_env(cfg.env, cfg.env_kwargs, cfg.success_key), args.episodes, args.seed)
+    success, ret = evaluate(algorithm.policy, make_env(cfg.env, cfg.env_kwargs, cfg.success_key), args.episodes, args.seed)
     print(f"run {args.run}  episodes {args.episodes} (seeds {args.seed}-{args.seed + args.episodes - 1})")
     print(_score(success, ret, args.episodes))
     return 0
@@ -244,10 +250,10 @@ def cmd_bench_learner(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from robotrl.learning.throughput import VARIANTS, measure_fast_paths, ratio, recommend
+    from robotrl.learners.throughput import VARIANTS, measure_fast_paths, ratio, recommend
     from robotrl.runtime.actor import make_env
 
-    learner_file, sac = learner_overrides(args.config, num_threads=args.threads)
+    learner_file, sac = learner_overrides("sac", args.config, num_threads=args.threads)
     env = make_env(args.env, task_kwargs(args.env, cameras=args.cameras))
     with tqdm(total=len(VARIANTS) * (args.rounds + 1), desc="timing learner updates", unit="run", disable=args.quiet) as bar:
         def progress(what: str) -> None:
@@ -304,6 +310,31 @@ def _episode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _train_args(p: argparse.ArgumentParser, algo: str, config_example: str, steps: int) -> None:
+    """What every `robotrl train <algo>` takes."""
+    p.add_argument("--env", required=True, help="robotrl task id, e.g. robotrl/ArmPickCube-v0, or any gymnasium env id")
+    p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    p.add_argument("--demos", required=algo == "bc", help="episode store with demonstrations (see `robotrl record`)")
+    p.add_argument("--config", help=f"learner config overriding configs/learners/{algo}.yaml: a YAML file or a "
+                   f"configs/learners/ name, {config_example}")
+    p.add_argument("--steps", type=_positive, default=steps, help=f"env steps to train for, in total (default: {steps})")
+    p.add_argument("--random-steps", type=int, help="uniform random actions first, without updates (default: 0 with "
+                   "--demos, else 1000)")
+    p.add_argument("--eval-every", type=_positive, default=1000, help="env steps between evaluations, and at the last step (default: 1000)")
+    p.add_argument("--eval-episodes", type=_positive, default=50, help="episodes per evaluation, seeds 10000 + i: they "
+                   "pick best.pt (default: 50)")
+    p.add_argument("--reward", choices=["sparse", "dense"], help="override the task's reward type (robotrl tasks only)")
+    p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist (robotrl tasks only)")
+    p.add_argument("--success-key", help=SUCCESS_KEY_HELP + "; stored in the run for eval and resume")
+    p.add_argument("--human", choices=["none", "scripted"], default="none", help="a scripted human intervenes (ArmPickCube)")
+    p.add_argument("--processes", action="store_true", help="actor and learner in separate processes (as on a robot)")
+    p.add_argument("--max-ahead", type=int, default=100, help="with --processes: env steps the actor may run ahead of "
+                   "the learner's updates, so the update-to-data ratio holds; 0: never wait (default: 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_train)
+
+
 CHECKPOINT_ARG = {"choices": ["best", "last"], "default": "best",
                   "help": "which policy of a run folder: best (best.pt, the best evaluation during training; "
                           "checkpoint.pt where there is none) or last (checkpoint.pt) (default: best)"}
@@ -344,36 +375,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=["demo", "intervention", "online", "eval"], default="demo", help="episode source tag (default: demo)")
     p.set_defaults(fn=cmd_record)
 
-    train = sub.add_parser("train", help="train a policy in the twin", description="Train a policy; see `robotrl train sac --help`.")
+    train = sub.add_parser("train", help="train a policy in the twin", description="Train a policy with a learner (configs/learners/<name>.yaml): sac or bc; see `robotrl train sac --help`.")
     train_sub = train.add_subparsers(dest="algo", required=True, metavar="ALGORITHM")
+    run_folder = ("Writes a run folder (checkpoint, episodes, TensorBoard, learning curve, best.pt beside checkpoint.pt); "
+                  "running the same --out again resumes it. SIGTERM or Ctrl-C stop it with its checkpoint and metrics "
+                  "saved (exit 0 after SIGTERM, 130 after Ctrl-C).")
     p = train_sub.add_parser(
         "sac", help="SAC in the RLPD / HIL-SERL recipe",
         description="Train SAC (RLPD / HIL-SERL recipe) on a task, from scratch or from demonstrations, optionally "
-        "with a scripted human intervening. Writes a run folder (checkpoint, episodes, TensorBoard, learning "
-        "curve, best.pt beside checkpoint.pt); running the same --out again resumes it. SIGTERM or Ctrl-C stop it "
-        "with its checkpoint and metrics saved (exit 0 after SIGTERM, 130 after Ctrl-C).",
+        "with a scripted human intervening. " + run_folder,
     )
-    p.add_argument("--env", required=True, help="robotrl task id, e.g. robotrl/ArmPickCube-v0, or any gymnasium env id")
-    p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
-    p.add_argument("--demos", help="episode store with demonstrations (see `robotrl record`)")
-    p.add_argument("--config", help="learner config overriding configs/learners/sac.yaml: a YAML file or a configs/learners/ name, e.g. sac_pick")
-    p.add_argument("--steps", type=_positive, default=20_000, help="env steps to train for, in total (default: 20000)")
+    _train_args(p, "sac", "e.g. sac_pick", steps=20_000)
     p.add_argument("--utd", type=_positive, help="update-to-data ratio (critic steps per env step)")
-    p.add_argument("--random-steps", type=int, help="uniform random actions first, without updates (default: 0 with "
-                   "--demos, else 1000)")
-    p.add_argument("--eval-every", type=_positive, default=1000, help="env steps between evaluations, and at the last step (default: 1000)")
-    p.add_argument("--eval-episodes", type=_positive, default=50, help="episodes per evaluation, seeds 10000 + i: they "
-                   "pick best.pt (default: 50)")
-    p.add_argument("--reward", choices=["sparse", "dense"], help="override the task's reward type (robotrl tasks only)")
-    p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist (robotrl tasks only)")
-    p.add_argument("--success-key", help=SUCCESS_KEY_HELP + "; stored in the run for eval and resume")
-    p.add_argument("--human", choices=["none", "scripted"], default="none", help="a scripted human intervenes (ArmPickCube)")
-    p.add_argument("--processes", action="store_true", help="actor and learner in separate processes (as on a robot)")
-    p.add_argument("--max-ahead", type=int, default=100, help="with --processes: env steps the actor may run ahead of "
-                   "the learner's updates, so the update-to-data ratio holds; 0: never wait (default: 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(fn=cmd_train)
+    p = train_sub.add_parser(
+        "bc", help="behaviour cloning from demonstrations",
+        description="Train a policy by behaviour cloning on the demonstrations of --demos (and any intervened steps), "
+        "through the same actor, evaluations and run folder as SAC: one update per env step of the actor, whose own "
+        "episodes are stored but not learned from. " + run_folder,
+    )
+    _train_args(p, "bc", "a YAML file of BCConfig keys", steps=5_000)
 
     p = sub.add_parser("eval", help="evaluate a trained run", description="Run a trained policy deterministically on "
                        "fresh seeds (never those that picked best.pt) and print its mean return and success rate with "

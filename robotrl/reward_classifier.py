@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from robotrl.data.store import EpisodeStore, obs_key
-from robotrl.learning.networks import ObsEncoder, mlp
+from robotrl.learners.networks import ObsEncoder, mlp
 
 
 class SuccessClassifier(nn.Module):

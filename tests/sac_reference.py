@@ -15,10 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-try:
-    from robotrl.learners.sac import SACAgent, load_sac_config
-except ImportError:  # before the learners/ package existed
-    from robotrl.learning.sac import SACAgent, load_sac_config
+from robotrl.learners.sac import SACAgent, load_sac_config
 
 REFERENCE = Path(__file__).parent / "data" / "sac_reference.json"
 UPDATES = 20

@@ -49,7 +49,7 @@ def test_committed_results_are_written_only_with_update():
 
 
 def test_the_fast_path_is_recommended_only_when_it_wins_within_rounds():
-    from robotrl.learning.throughput import recommend
+    from robotrl.learners.throughput import recommend
 
     # compile + bf16 is faster in every round, though the machine slowed down in round 2: it wins.
     rates = {"fp32 eager": [100, 50, 100], "bf16": [90, 45, 95], "compile + bf16": [130, 66, 125]}

@@ -98,7 +98,7 @@ def test_learner_charges_the_policy_step_that_led_to_a_takeover(tmp_path):
     """RLIF: the step before the human takes over costs ``takeover_penalty``; the human's own steps go to both
     buffers with the task's reward, so the policy learns to avoid needing rescue, not to wait for it."""
     from robotrl.data.store import transitions
-    from robotrl.learning import SACAgent, load_sac_config
+    from robotrl.learners import SACAgent, load_sac_config
     from robotrl.runtime.learner import Learner
 
     env = make()

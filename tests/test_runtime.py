@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from robotrl.data import EpisodeStore
-from robotrl.learning.sac import wilson_interval
+from robotrl.runtime.evaluate import wilson_interval
 from robotrl.runtime.train import (RunConfig, _resume, _setup, _start_learner, evaluate_run, load_history, save_run,
                                    train)
 from robotrl.runtime.actor import Actor, RateLimiter
@@ -21,7 +21,7 @@ FAST = {"batch_size": 64, "hidden": 64, "num_threads": 1}
 
 
 def reach(total_steps, **kw):
-    return RunConfig(env="robotrl/ArmReach-v0", env_kwargs={"reward": "dense"}, sac=kw.pop("sac", FAST), total_steps=total_steps,
+    return RunConfig(env="robotrl/ArmReach-v0", env_kwargs={"reward": "dense"}, learner=kw.pop("learner", FAST), total_steps=total_steps,
                      eval_every=kw.pop("eval_every", 100), eval_episodes=2, random_steps=kw.pop("random_steps", 100), **kw)
 
 
@@ -60,7 +60,7 @@ def test_processes_weights_reach_the_actor_and_a_learner_crash_leaves_it_running
     cfg = reach(10_000)
     save_run(cfg, run)
     env, agent, _, store = _setup(cfg, run)
-    actor = Actor(env, agent, store, cfg.env, FileWeights(run / "weights"), random_steps=100, poll_every=5)
+    actor = Actor(env, agent.policy, store, cfg.env, FileWeights(run / "weights"), random_steps=100, poll_every=5)
     proc = _start_learner(run)
     try:
         deadline = time.time() + 240
@@ -74,7 +74,7 @@ def test_processes_weights_reach_the_actor_and_a_learner_crash_leaves_it_running
             actor.step()
         assert actor.weights_version == version
         assert store.n_episodes >= episodes + 3
-        assert np.isfinite(actor.agent.act(actor._obs)).all()
+        assert np.isfinite(actor.policy.act(actor._obs)).all()
     finally:
         if proc.is_alive():
             proc.kill()
@@ -124,7 +124,7 @@ def test_processes_hold_the_configured_update_to_data_ratio(tmp_path):
     """Two processes in sim: the actor waits for the learner, so the learner's real updates (not the actor's
     count, always 0) keep the learner config's ratio, and the metrics say so."""
     handler = signal.getsignal(signal.SIGTERM)
-    cfg = reach(600, eval_every=200, random_steps=0, sac={**FAST, "hidden": 32, "batch_size": 32, "utd": 2})
+    cfg = reach(600, eval_every=200, random_steps=0, learner={**FAST, "hidden": 32, "batch_size": 32, "utd": 2})
     history = train(cfg, tmp_path / "run", processes=True, progress=False)
     assert signal.getsignal(signal.SIGTERM) is handler  # train() put the previous SIGTERM handler back
     assert [h["env_steps"] for h in history] == [200, 400, 600]
@@ -138,16 +138,16 @@ def test_processes_hold_the_configured_update_to_data_ratio(tmp_path):
 def test_a_run_without_checkpoint_continues_from_its_episodes_and_says_so(tmp_path):
     run = tmp_path / "run"
     tiny = {**FAST, "hidden": 32, "batch_size": 32}
-    train(reach(100, random_steps=100, sac=tiny), run, progress=False)  # all random: no updates
+    train(reach(100, random_steps=100, learner=tiny), run, progress=False)  # all random: no updates
     (run / "checkpoint.pt").unlink()
     (run / "best.pt").unlink()
     with open(run / "metrics.jsonl", "a") as f:  # an evaluation after the last stored episode (its episode was lost)
         f.write(json.dumps({"event": "eval", "env_steps": 150, "success": 0.0, "return": 0.0}) + "\n")
-    env, agent, learner, store = _setup(reach(200, sac=tiny), run, writer=False)
+    env, agent, learner, store = _setup(reach(200, learner=tiny), run, writer=False)
     message = _resume(learner, run, store)
     assert message.startswith(f"continued {run} at env step 100 (2 stored episodes) with fresh networks")
     assert learner.env_steps == 100 and len(learner.online) > 0
     store.close()
-    history = train(reach(200, random_steps=100, sac=tiny), run, progress=False)
+    history = train(reach(200, random_steps=100, learner=tiny), run, progress=False)
     assert [h["env_steps"] for h in history] == [100, 200] == [h["env_steps"] for h in load_history(run)]
     assert len(EpisodeStore(run / "episodes.zarr").metas()) == 4 and (run / "best.pt").exists()

@@ -16,9 +16,9 @@ from robotrl.config import ConfigError
 from robotrl.data import EpisodeRecorder, EpisodeStore
 from robotrl.runtime.actor import record_episode
 from robotrl.tasks.experts import make_expert
-from robotrl.learning import MixedSampler, ReplayBuffer, SACAgent, SACConfig, load_sac_config, to_torch
-from robotrl.learning.networks import CriticEnsemble, EnsembleLayerNorm, ObsEncoder, random_shift
-from robotrl.learning.throughput import fill_random
+from robotrl.learners import MixedSampler, ReplayBuffer, SACAgent, SACConfig, load_sac_config, to_torch
+from robotrl.learners.networks import CriticEnsemble, EnsembleLayerNorm, ObsEncoder, random_shift
+from robotrl.learners.throughput import fill_random
 from robotrl.runtime.train import RunConfig, train
 
 SMALL = {"hidden": 32, "batch_size": 16, "image_features": 8, "cnn_channels": 8, "device": "cpu"}
@@ -134,7 +134,7 @@ def test_random_shift_is_a_shift_with_edge_padding():
 
 def test_box_observation_env_trains(tmp_path):
     """A plain Box observation space (Pendulum) runs through the whole product loop: store, replay, updates."""
-    history = train(RunConfig(env="Pendulum-v1", sac=SMALL, total_steps=260, eval_every=260, eval_episodes=1, random_steps=40),
+    history = train(RunConfig(env="Pendulum-v1", learner=SMALL, total_steps=260, eval_every=260, eval_episodes=1, random_steps=40),
                     tmp_path / "run", progress=False)
     assert [(h["env_steps"], h["success"]) for h in history] == [(260, None)]  # Pendulum reports no success: scored by return
     assert history[-1]["updates"] > 0  # the learner ingests finished episodes: 200-step Pendulum, then updates
@@ -142,7 +142,7 @@ def test_box_observation_env_trains(tmp_path):
 
 
 def test_dict_observation_with_camera_updates():
-    env = gym.make("robotrl/ArmReach-v0", cameras=["wrist"], image_size=32)
+    env = gym.make("robotrl/ArmReach-v0", observation={"cameras": ["wrist"], "image_size": 32})
     agent = SACAgent(env.observation_space, env.action_space, SACConfig(**SMALL, utd=2))
     assert agent.critic.encoder.image_keys == ["images/wrist"]
     assert agent.critic.encoder.state_keys == ["state/ee_pos", "state/ee_vel", "state/target_pos", "state/to_target"]
@@ -155,7 +155,7 @@ def test_dict_observation_with_camera_updates():
         assert all(np.isfinite(v) for v in stats.values())
     assert agent.num_critic_updates == 4 and agent.num_updates == 2
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.critic.encoder.parameters()))  # critic trains CNN
-    action = agent.act(obs)
+    action = agent.policy.act(obs)
     assert action.shape == (3,) and np.all(np.abs(action) <= 1)
     env.close()
 
@@ -169,9 +169,9 @@ def test_discrete_gripper_head():
     obs = fill_random(buffer, env, 40)
     stats = agent.update(buffer.sample(16, np.random.default_rng(0)))
     assert stats["gripper_loss"] > 0
-    actions = np.stack([agent.act(obs) for _ in range(20)])
+    actions = np.stack([agent.policy.act(obs) for _ in range(20)])
     assert actions.shape == (20, 4) and set(actions[:, 3].tolist()) <= {-1.0, 0.0, 1.0}
-    assert "gripper.1.weight" in agent.policy_state_dict()
+    assert "gripper.1.weight" in agent.policy.state_dict()
 
 
 def test_state_dict_round_trip_resumes_identically():
@@ -191,14 +191,14 @@ def test_state_dict_round_trip_resumes_identically():
     blob.seek(0)
     b.load_state_dict(torch.load(blob, weights_only=False))
     assert (b.num_updates, b.num_critic_updates) == (3, 6)
-    np.testing.assert_array_equal(a.act(obs), b.act(obs))  # same sampled action: the noise stream resumed too
+    np.testing.assert_array_equal(a.policy.act(obs), b.policy.act(obs))  # same sampled action: the noise stream resumed too
     assert a.update(copy.deepcopy(batch)) == b.update(copy.deepcopy(batch))
     for p, q in zip(a.critic.parameters(), b.critic.parameters()):
         assert torch.equal(p, q)
 
     c = SACAgent(env.observation_space, env.action_space, cfg, seed=7)  # an actor process: policy weights only
-    c.load_policy_state_dict(a.policy_state_dict())
-    np.testing.assert_array_equal(a.act(obs, deterministic=True), c.act(obs, deterministic=True))
+    c.policy.load_state_dict(a.policy.state_dict())
+    np.testing.assert_array_equal(a.policy.act(obs, deterministic=True), c.policy.act(obs, deterministic=True))
 
 
 def test_config_file_matches_code_defaults(tmp_path):
@@ -228,7 +228,7 @@ def test_training_from_demos_updates_from_the_first_step(tmp_path):
     for seed in (100, 101):
         record_episode(env, expert, recorder, seed, "demo", "robotrl/ArmReach-v0")
     store.close()
-    history = train(RunConfig(env="robotrl/ArmReach-v0", demos=str(tmp_path / "demos.zarr"), sac={**SMALL, "batch_size": 4},
+    history = train(RunConfig(env="robotrl/ArmReach-v0", demos=str(tmp_path / "demos.zarr"), learner={**SMALL, "batch_size": 4},
                               total_steps=30, eval_every=30, eval_episodes=1), tmp_path / "run", progress=False)
     assert history[-1]["updates"] == 30  # no random warm-up with demos: one update per env step
 
@@ -241,7 +241,7 @@ def test_learns_arm_reach(tmp_path):
     the first 80 % and allows 8k."""
     cfg = RunConfig(env="robotrl/ArmReach-v0", env_kwargs={"reward": "dense"}, total_steps=8000, random_steps=500,
                     eval_every=500, eval_episodes=20, stop_success=0.8,
-                    sac={"hidden": 128, "batch_size": 128, "utd": 2, "device": "cpu"})
+                    learner={"hidden": 128, "batch_size": 128, "utd": 2, "device": "cpu"})
     history = train(cfg, tmp_path / "run", progress=False)
     assert max(h["success"] for h in history) >= 0.8, history
 

@@ -1,5 +1,6 @@
 """Networks for SAC in the RLPD / HIL-SERL recipe: an observation encoder (state vectors + per-camera CNNs with DrQ
-shifts), a tanh-Gaussian actor, a vectorized critic ensemble and an optional discrete gripper critic.
+shifts; behaviour cloning uses it too), a tanh-Gaussian actor, a vectorized critic ensemble and an optional
+discrete gripper critic.
 
 Observations are always dicts of tensors inside the learner: a plain gymnasium Box space is treated as
 ``{"state": box}`` (see :func:`dict_space` / :func:`as_obs_dict`), so one code path serves every env.
@@ -18,7 +19,7 @@ from torch import nn
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # CleanRL's bounds; log_std is squashed into them with tanh (smooth gradients)
 
-Obs = dict[str, torch.Tensor]
+TensorObs = dict[str, torch.Tensor]  # a batch of observations: key -> (B, ...) tensor
 
 
 # -- observation spaces ------------------------------------------------------------------------------------
@@ -117,13 +118,13 @@ class ObsEncoder(nn.Module):
                 cnn.conv.requires_grad_(False)
         self.out_dim = self.state_dim + image_features * len(self.image_keys)
 
-    def augment(self, obs: Obs, pad: int, generator: torch.Generator | None = None) -> Obs:
+    def augment(self, obs: TensorObs, pad: int, generator: torch.Generator | None = None) -> TensorObs:
         """The DrQ random shift on every camera (training only); state keys pass through."""
         if not self.image_keys or pad <= 0:
             return obs
         return {**obs, **{k: random_shift(obs[k], pad, generator) for k in self.image_keys}}
 
-    def forward(self, obs: Obs) -> torch.Tensor:
+    def forward(self, obs: TensorObs) -> torch.Tensor:
         parts = [obs[k].flatten(1).float() for k in self.state_keys]
         parts += [self.cnns[k.replace(".", "_")](obs[k]) for k in self.image_keys]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
@@ -132,7 +133,7 @@ class ObsEncoder(nn.Module):
 # -- actor -------------------------------------------------------------------------------------------------
 
 
-class Actor(nn.Module):
+class GaussianActor(nn.Module):
     """Tanh-squashed Gaussian policy on encoder features: MLP -> (mean, log_std). Written out by hand instead of
     torch.distributions, which costs several Python-level objects and checks per call."""
 
@@ -228,18 +229,18 @@ class Critic(nn.Module):
             self.gripper = nn.Sequential(mlp(encoder.out_dim, hidden, depth, layer_norm), nn.Linear(hidden, gripper_actions))
 
 
-class Policy(nn.Module):
+class GaussianPolicyNet(nn.Module):
     """Everything acting needs and nothing else (what an actor process receives): encoder, actor and, with a
     discrete gripper, the gripper critic whose argmax is the gripper command. Modules are shared with the
     learner's :class:`Critic`, not copied."""
 
-    def __init__(self, encoder: ObsEncoder, actor: Actor, gripper: nn.Module | None, gripper_values: list[float]):
+    def __init__(self, encoder: ObsEncoder, actor: GaussianActor, gripper: nn.Module | None, gripper_values: list[float]):
         super().__init__()
         self.encoder, self.actor, self.gripper = encoder, actor, gripper
         # A buffer, so it travels in the state_dict: the actor maps gripper indices to commands itself.
         self.register_buffer("gripper_values", torch.tensor(gripper_values, dtype=torch.float32))
 
-    def forward(self, obs: Obs, deterministic: bool = False, generator: torch.Generator | None = None,
+    def forward(self, obs: TensorObs, deterministic: bool = False, generator: torch.Generator | None = None,
                 gripper_epsilon: float = 0.0) -> torch.Tensor:
         """Batched actions in [-1, 1]; with a gripper critic the last dim is its (epsilon-greedy) command."""
         feat = self.encoder(obs)

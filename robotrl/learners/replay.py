@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from robotrl.learning.networks import as_obs_dict, dict_space
+from robotrl.learners.networks import as_obs_dict, dict_space
 
 Batch = dict[str, Any]
 Episode = dict[str, Any]
@@ -113,6 +113,18 @@ def concat(a: Batch, b: Batch) -> Batch:
 def take(batch: Batch, index: np.ndarray) -> Batch:
     """The rows ``index`` of a (nested) batch."""
     return {k: take(v, index) if isinstance(v, Mapping) else v[index] for k, v in batch.items()}
+
+
+def split(batch: Batch, k: int) -> list[Batch]:
+    """``k`` equal consecutive mini-batches of a (nested) dict batch of tensors; views, no copies."""
+    if k == 1:
+        return [batch]
+    parts = [{} for _ in range(k)]
+    for key, value in batch.items():
+        chunks = split(value, k) if isinstance(value, Mapping) else value.chunk(k)
+        for part, chunk in zip(parts, chunks):
+            part[key] = chunk
+    return parts
 
 
 def to_torch(batch: Batch, device: torch.device | str = "cpu") -> Batch:

@@ -1,32 +1,33 @@
 """SAC in the RLPD / HIL-SERL recipe: LayerNorm critics in a vectorized ensemble with a random-subset min target,
 high update-to-data ratio, symmetric demo/online sampling, DrQ image shifts and an optional discrete gripper
-critic. Single-process and sampling-agnostic: :meth:`SACAgent.update` takes any dict batch (see replay.py).
+critic. Single-process and sampling-agnostic: :meth:`SACAgent.update` takes any dict batch (see replay.py). An
+:class:`~robotrl.learners.base.Algorithm`: its ``policy`` is a :class:`~robotrl.policies.torch_policy.GaussianPolicy`.
 
     agent = SACAgent(env.observation_space, env.action_space, load_sac_config({"utd": 20, "n_critics": 10}))
-    action = agent.act(obs)                                      # one observation in, one action out
-    stats = agent.update(sampler.sample(cfg.batch_size * cfg.utd, rng))
+    action = agent.policy.act(obs)                               # one observation in, one action out
+    stats = agent.update(sampler.sample(agent.batch_size, rng))  # batch_size = config.batch_size * config.utd
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import gymnasium as gym
-import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from robotrl.config import StrictModel, configs_dir, load_config
-from robotrl.learning.networks import Actor, Critic, ObsEncoder, Policy, as_obs_dict, dict_space
-from robotrl.learning.replay import Batch, to_torch
+from robotrl.config import configs_dir, load_config
+from robotrl.learners.base import LearnerConfig, default_threads, resolve_device
+from robotrl.learners.networks import Critic, GaussianActor, GaussianPolicyNet, ObsEncoder, dict_space
+from robotrl.learners.replay import Batch, split, to_torch
+from robotrl.policies.torch_policy import GaussianPolicy
 
 
-class SACConfig(StrictModel):
+class SACConfig(LearnerConfig):
     """Defaults follow HIL-SERL; the RLPD setting is ``n_critics: 10, utd: 20`` (configs/learners/sac.yaml)."""
 
     batch_size: int = Field(256, ge=1)  # transitions per gradient step (a call to update() takes batch_size * utd)
@@ -65,8 +66,7 @@ class SACConfig(StrictModel):
     # torch.compile the critic and actor losses (forward and backward fused into generated kernels). The first
     # update compiles for ~20-30 s (cached on disk after); needs a C++ compiler on CPU. Same math as eager.
     compile: bool = False
-    device: str = "auto"  # "auto": cuda when available, else cpu
-    num_threads: int = Field(0, ge=0)  # torch CPU threads (process-wide); 0: default_threads()
+    # device, num_threads: LearnerConfig's
 
     @model_validator(mode="after")
     def _subset_fits(self) -> "SACConfig":
@@ -80,18 +80,6 @@ def load_sac_config(*sources: str | Path | Mapping[str, Any] | None) -> SACConfi
     return load_config(SACConfig, configs_dir() / "learners" / "sac.yaml", *sources)
 
 
-def default_threads() -> int:
-    """Half the CPU cores, at least 1: a robot's computer always runs other processes (ROS nodes, cameras, the
-    twin), and torch's default of one thread per core then fights them. Measured on 2 cores
-    (bench/learner_threads.py): beside a competing load 1 thread ran 2.1x (state) and 2.3x (image learner) the
-    updates/s of 2; on a quiet machine 2 threads ran only 1.4x and 1.7x those of 1."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-def resolve_device(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
-
-
 def _mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over the last (batch) dim, weighted by ``mask`` when given (0 drops a transition)."""
     return x.mean(-1) if mask is None else (x * mask).sum(-1) / mask.sum().clamp_min(1.0)
@@ -100,12 +88,15 @@ def _mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 class SACAgent:
     """Networks, optimizers, temperature and counters of one SAC learner; see :meth:`update` for the schedule."""
 
+    samples: Literal["transitions", "sequences"] = "transitions"
+    replay: Literal["mixed", "offline"] = "mixed"  # RLPD: half demos and interventions, half online, per batch
+
     def __init__(self, obs_space: gym.Space, action_space: gym.spaces.Box, config: SACConfig | None = None,
                  seed: int = 0):
         self.config = cfg = config or SACConfig()
         torch.set_num_threads(cfg.num_threads or default_threads())
         self.device = resolve_device(cfg.device)
-        self.obs_space = dict_space(obs_space)
+        self.obs_space, self.action_space = dict_space(obs_space), action_space
         self.act_dim = int(action_space.shape[0])
         self.cont_dim = self.act_dim - 1 if cfg.discrete_gripper else self.act_dim
         if cfg.discrete_gripper and cfg.grasp_penalty and cfg.gripper_state_key not in self.obs_space.spaces:
@@ -120,9 +111,11 @@ class SACAgent:
                                  cfg.freeze_encoder)
             self.critic = Critic(encoder, self.cont_dim, cfg.n_critics, cfg.hidden, cfg.depth, cfg.layer_norm,
                                  len(cfg.gripper_values) if cfg.discrete_gripper else 0).to(self.device)
-            self.actor = Actor(encoder.out_dim, self.cont_dim, cfg.hidden, cfg.depth, cfg.layer_norm).to(self.device)
+            self.actor = GaussianActor(encoder.out_dim, self.cont_dim, cfg.hidden, cfg.depth, cfg.layer_norm).to(self.device)
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.policy = Policy(self.critic.encoder, self.actor, self.critic.gripper, cfg.gripper_values).to(self.device)
+        # What acting needs (encoder, actor, gripper critic; modules shared, not copied): what actors receive.
+        self.policy_net = GaussianPolicyNet(self.critic.encoder, self.actor, self.critic.gripper,
+                                            cfg.gripper_values).to(self.device)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
 
         # Fused Adam: one kernel for all parameters instead of a handful of ops per tensor.
@@ -138,6 +131,8 @@ class SACAgent:
         self._encoder_has_params = any(True for _ in encoder.parameters())
 
         self.generator = torch.Generator(self.device).manual_seed(seed)  # all sampling noise: resumable
+        self.policy = GaussianPolicy(self.policy_net, self.obs_space.spaces, self.device, self.generator,
+                                     cfg.gripper_epsilon)
         self._bf16 = cfg.precision == "bf16"
         # The losses are pure functions of their inputs (noise is drawn outside), so they compile to one graph each.
         self._critic_loss, self._actor_loss = self.critic_loss, self.actor_loss
@@ -152,16 +147,19 @@ class SACAgent:
         self.num_updates = 0  # update() calls = actor updates
         self.num_critic_updates = 0
 
-    # -- acting --------------------------------------------------------------------------------------------
-    def obs_to_torch(self, obs: Mapping | np.ndarray) -> dict[str, torch.Tensor]:
-        """One observation -> a batch of one on the learner's device (keys the encoder does not use are dropped)."""
-        obs = as_obs_dict(obs)
-        return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device)[None] for k in self.obs_space.spaces}
+    # -- what the runtime reads -----------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update() call: ``utd`` mini-batches of the config's batch_size."""
+        return self.config.batch_size * self.config.utd
 
-    @torch.inference_mode()
-    def act(self, obs: Mapping | np.ndarray, deterministic: bool = False) -> np.ndarray:
-        action = self.policy(self.obs_to_torch(obs), deterministic, self.generator, self.config.gripper_epsilon)
-        return action[0].cpu().numpy()
+    @property
+    def min_replay(self) -> int:
+        """Updates start once the replay holds one mini-batch (it samples with replacement)."""
+        return self.config.batch_size
+
+    def counters(self) -> dict[str, int]:
+        return {"updates": self.num_updates, "critic_updates": self.num_critic_updates}
 
     # -- learning ------------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
@@ -175,7 +173,7 @@ class SACAgent:
         n = batch["reward"].shape[0]
         if n % cfg.utd:
             raise ValueError(f"update: batch of {n} transitions does not split into utd={cfg.utd} mini-batches")
-        minis = _split(batch, cfg.utd)
+        minis = split(batch, cfg.utd)
         alpha = self.log_alpha.detach().exp()
         for mini in minis:
             feat, critic_stats = self._critic_step(mini, alpha)
@@ -232,7 +230,7 @@ class SACAgent:
         gripper_loss = torch.zeros((), device=q.device)
         if target_g is not None:
             # DQN on the gripper command: the stored action's nearest gripper value is the discrete action.
-            index = (b["action"][:, -1:] - self.policy.gripper_values).abs().argmin(-1)
+            index = (b["action"][:, -1:] - self.policy_net.gripper_values).abs().argmin(-1)
             q_g = q_gripper.gather(1, index[:, None]).squeeze(1)
             gripper_loss = _mean((q_g - target_g).square(), mask)
             loss = loss + gripper_loss
@@ -307,50 +305,3 @@ class SACAgent:
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.num_updates, self.num_critic_updates = int(state["num_updates"]), int(state["num_critic_updates"])
         self.generator.set_state(state["rng"])
-
-    def policy_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only what acting needs (encoder, actor, gripper critic): what the learner ships to actor processes."""
-        return self.policy.state_dict()
-
-    def load_policy_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        self.policy.load_state_dict(state)
-
-
-def _split(batch: Batch, k: int) -> list[Batch]:
-    """``k`` equal consecutive mini-batches of a (nested) dict batch; views, no copies."""
-    if k == 1:
-        return [batch]
-    parts = [{} for _ in range(k)]
-    for key, value in batch.items():
-        chunks = _split(value, k) if isinstance(value, Mapping) else value.chunk(k)
-        for part, chunk in zip(parts, chunks):
-            part[key] = chunk
-    return parts
-
-
-def evaluate(agent: SACAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> tuple[float | None, float]:
-    """(success rate, mean return) of the deterministic policy over ``episodes`` fixed-seed episodes. The rate
-    is over the episodes whose last step reported success: None for envs that report none."""
-    wins, returns = [], []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done, ret, info = False, 0.0, {}
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(agent.act(obs, deterministic=True))
-            ret, done = ret + float(reward), terminated or truncated
-        flag = info.get("success", info.get("is_success"))  # gymnasium-robotics: is_success (make_env renames it)
-        if flag is not None:
-            wins.append(bool(flag))
-        returns.append(ret)
-    return (float(np.mean(wins)) if wins else None), float(np.mean(returns))
-
-
-def wilson_interval(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % (z = 1.96) Wilson score interval of a success rate measured over ``n`` episodes. Unlike rate +- z * se
-    it stays inside [0, 1] and is not zero-width at 0 % or 100 %: 5 of 5 episodes is 57-100 %, 31 of 40 is 62-88 %."""
-    if n <= 0:
-        return 0.0, 1.0
-    z2 = z * z / n
-    center = (rate + z2 / 2) / (1 + z2)
-    half = z / (1 + z2) * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n))
-    return max(0.0, center - half), min(1.0, center + half)

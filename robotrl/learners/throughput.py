@@ -19,8 +19,8 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from robotrl.learning.replay import ReplayBuffer
-from robotrl.learning.sac import SACAgent, load_sac_config
+from robotrl.learners.replay import ReplayBuffer
+from robotrl.learners.sac import SACAgent, load_sac_config
 
 Run = Callable[[int], None]  # run(k): k updates
 # The fast paths, as overrides of a learner config.

@@ -70,3 +70,23 @@ class RandomPolicy(Stateless):
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         return self.action_space.sample()
+
+
+class Deterministic:
+    """A policy that always acts with ``deterministic=True`` (its mode): how evaluation, rollouts and recordings run a
+    trained policy. Weights and reset pass through."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def act(self, obs: Obs, deterministic: bool = True) -> np.ndarray:
+        return self.policy.act(obs, deterministic=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.policy.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.policy.load_state_dict(state)

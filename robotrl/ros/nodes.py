@@ -4,11 +4,13 @@
     camera   a hardware camera (driver: realsense | opencv) behind a CameraNode; name it <camera>_camera
     arm      a ros2_control arm (hardware.Ros2ControlArm: /joint_states in, a position controller out) behind an ArmNode
     quad     a PX4 / ArduPilot quadrotor over MAVLink behind a QuadNode
-    actor    RosEnv + policy + watchdog + episode store; with ``run`` it acts for a learner
+    actor    RosEnv + policy + watchdog + episode store. ``policy``: scripted (the task's expert), a run folder
+             (the trained policy of any learner), or learn: act for a learner node in ``run``, whose learner is
+             ``algo`` (sac, bc) with ``learner`` overrides and optional ``demos``
     learner  trains from the actor's store and publishes weight versions (``~/weights_version``)
 
 Parameters are ROS parameters, declared with types and defaults (``ros2 param list`` shows them); a graph
-file (configs/graphs/*.yaml) or a ROS launch file sets them. ``task_kwargs`` and ``sac`` are JSON strings,
+file (configs/graphs/*.yaml) or a ROS launch file sets them. ``task_kwargs`` and ``learner`` are JSON strings,
 because ROS parameters have no dict type. ``max_obs_age`` 0 means 1.5 control periods. With ``teleop`` the
 actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps are flagged in the store.
 
@@ -27,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import robotrl  # noqa: F401  first: registers the tasks, selects headless GL
 
@@ -42,7 +44,7 @@ STOPPING = threading.Event()  # set by SIGINT / SIGTERM: every node process's ma
 PARAMETERS: dict[str, dict[str, Any]] = {
     "twin": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "speed": 1.0, "seed": 0, "rate_hz": 100.0, "camera_hz": 10.0},
     "actor": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "policy": "scripted", "episodes": 0, "store": "",
-              "run": "", "sac": "{}", "seed": 0, "random_steps": 0, "twin": "/twin", "max_obs_age": 0.0,
+              "run": "", "algo": "sac", "learner": "{}", "demos": "", "seed": 0, "random_steps": 0, "twin": "/twin", "max_obs_age": 0.0,
               "teleop": True, "checkpoint": "best"},
     "learner": {"run": "", "wait_s": 120.0},
     "camera": {"driver": "realsense", "camera": "front", "serial": "", "source": "0", "width": 640, "height": 480,
@@ -208,26 +210,13 @@ def quad_main(name: str) -> None:
 
 
 # -- actor -----------------------------------------------------------------------------------------------------
-class ExpertAgent:
-    """The scripted expert behind the agent interface the runtime Actor drives (act, reset per episode)."""
-
-    def __init__(self, expert: Callable):
-        self.expert = expert
-
-    def reset(self) -> None:
-        self.expert.reset()
-
-    def act(self, obs):
-        return self.expert.act(obs)
-
-
 def actor_main(name: str) -> None:
     from robotrl.data import EpisodeStore
     from robotrl.tasks.experts import make_expert
-    from robotrl.learning.sac import SACAgent, load_sac_config
+    from robotrl.learners import make_algorithm
     from robotrl.ros.ros_env import ObservationLost, RosEnv, Stopped
     from robotrl.runtime.actor import Actor
-    from robotrl.runtime.train import RunConfig, checkpoint_path, describe_checkpoint, load_agent, save_run
+    from robotrl.runtime.train import RunConfig, checkpoint_path, describe_checkpoint, load_algorithm, save_run
     from robotrl.runtime.transport import FileWeights
 
     node = Node(name)
@@ -241,23 +230,25 @@ def actor_main(name: str) -> None:
         env = InterventionWrapper(env, RosTeleop(node, env.action_space.shape[0]))
     transport, run = None, Path(p["run"]) if p["run"] else None
     if p["policy"] == "scripted":
-        agent = ExpertAgent(make_expert(env.unwrapped.spec_env))
+        policy = make_expert(env)
     elif p["policy"] == "learn":  # act for a learner node: fresh weights now, the learner's as they come
         if run is None:
             raise SystemExit("actor: policy 'learn' needs the 'run' parameter (the learner's run folder)")
-        cfg = RunConfig(env=p["task"], env_kwargs=json.loads(p["task_kwargs"]), sac=json.loads(p["sac"]), seed=p["seed"])
+        cfg = RunConfig(env=p["task"], env_kwargs=json.loads(p["task_kwargs"]), algo=p["algo"],
+                        learner=json.loads(p["learner"]), demos=p["demos"] or None, seed=p["seed"])
         save_run(cfg, run)
-        agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
+        policy = make_algorithm(cfg.algo, env.observation_space, env.action_space, cfg.learner, cfg.seed).policy
         transport = FileWeights(run / "weights")
-    else:  # a run folder: its best.pt (else checkpoint.pt) or, with checkpoint "last", checkpoint.pt
+    else:  # a run folder (any learner): its best.pt (else checkpoint.pt) or, with checkpoint "last", checkpoint.pt
         node.get_logger().info(f"policy: {describe_checkpoint(checkpoint_path(p['policy'], p['checkpoint']))}")
-        agent, _ = load_agent(p["policy"], p["checkpoint"])
+        # The spaces are RosEnv's: no twin is built to load a policy.
+        policy = load_algorithm(p["policy"], p["checkpoint"], env.observation_space, env.action_space)[0].policy
     store_path = Path(p["store"]) if p["store"] else (run / "episodes.zarr" if run else None)
     if store_path is None:
         raise SystemExit("actor: set 'store' (an episode store path) or 'run'")
     store = EpisodeStore(store_path, mode="a")
     try:
-        actor = Actor(env, agent, store, p["task"], transport, random_steps=p["random_steps"], poll_every=10, seed=p["seed"])
+        actor = Actor(env, policy, store, p["task"], transport, random_steps=p["random_steps"], poll_every=10, seed=p["seed"])
         versions = node.create_publisher(Int64, "~/weights_version", 10)
         node.get_logger().info(f"acting on {p['task']} with policy {p['policy']!r}, episodes into {store_path}")
         while not STOPPING.is_set() and (p["episodes"] <= 0 or actor.episodes < p["episodes"]):

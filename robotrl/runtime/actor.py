@@ -1,4 +1,5 @@
-"""The actor: steps the env with the newest policy weights, lets a human intervene, records every episode."""
+"""The actor: steps the env with a Policy (the newest weights when a learner sends them), lets a human intervene,
+records every episode. It names only the Policy protocol: SAC, behaviour cloning and scripted experts run alike."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import numpy as np
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
 from robotrl.data.store import Source
 from robotrl.interventions import InterventionWrapper
+from robotrl.policies.base import Policy
 
 if TYPE_CHECKING:  # type hints only: rollout and record, which make envs here, need no torch
-    from robotrl.learning.sac import SACAgent
     from robotrl.runtime.transport import FileProgress, WeightsTransport
 
 
@@ -52,16 +53,17 @@ class RateLimiter:
 
 
 class Actor:
-    """One env step per ``step()``. With a ``transport``, new weights are loaded every ``poll_every`` steps
-    without stopping; if the learner is gone the actor simply keeps its last weights. With a ``limiter`` (sim),
-    a step first waits for the learner to keep up (see RateLimiter)."""
+    """One env step of ``policy`` per ``step()`` (``policy.reset()`` at every episode start). With a ``transport``,
+    new weights are loaded into the policy every ``poll_every`` steps without stopping; if the learner is gone the
+    actor simply keeps its last weights. With a ``limiter`` (sim), a step first waits for the learner to keep up
+    (see RateLimiter)."""
 
-    def __init__(self, env: gym.Env, agent: SACAgent, store: EpisodeStore, task: str, transport: WeightsTransport | None = None,
+    def __init__(self, env: gym.Env, policy: Policy, store: EpisodeStore, task: str, transport: WeightsTransport | None = None,
                  random_steps: int = 0, poll_every: int = 10, seed: int = 0, resume_at: tuple[int, int] = (0, 0),
                  limiter: RateLimiter | None = None):
         """``resume_at``: (env steps, episodes) already done by this run, so a resumed actor continues the
         episode seed sequence and the random warm-up where they stopped."""
-        self.env, self.agent, self.transport, self.limiter = env, agent, transport, limiter
+        self.env, self.policy, self.transport, self.limiter = env, policy, transport, limiter
         self.recorder = EpisodeRecorder(store)
         self.task, self.robot = task, robot_name(env)
         self.random_steps, self.poll_every, self.seed = random_steps, poll_every, seed
@@ -73,8 +75,7 @@ class Actor:
 
     def _begin(self):
         obs, _ = self.env.reset(seed=self.seed + self.episodes)
-        if hasattr(self.agent, "reset"):  # a stateful policy (a scripted expert) starts its episode too
-            self.agent.reset()
+        self.policy.reset()
         self.recorder.start(obs)
         self._return, self._intervened = 0.0, False
         return obs
@@ -91,7 +92,7 @@ class Actor:
         if new is None:
             return False
         self.weights_version, weights = new
-        self.agent.load_policy_state_dict(weights)
+        self.policy.load_state_dict(weights)
         return True
 
     def step(self) -> dict[str, Any] | None:
@@ -101,7 +102,7 @@ class Actor:
         if self.transport is not None and self.env_steps % self.poll_every == 0:
             self.poll_weights()
         random = self.env_steps < self.random_steps
-        action = self.env.action_space.sample() if random else self.agent.act(self._obs)
+        action = self.env.action_space.sample() if random else self.policy.act(self._obs)
         obs, reward, terminated, truncated, info = self.env.step(action)
         intervened = bool(info.get("intervention", False))
         executed = info.get("action", action)
@@ -128,24 +129,23 @@ def robot_name(env: gym.Env) -> str:
     return str(getattr(getattr(env.unwrapped, "config", None), "robot", ""))
 
 
-def episode_steps(env: gym.Env, policy, seed: int) -> Iterator[tuple[Any, Any, float, bool, dict]]:
-    """One episode of ``policy`` (obs -> action; None: random actions), as (obs, action, reward, terminated,
-    info) per step, after a first (reset obs, None, 0.0, False, reset info)."""
+def episode_steps(env: gym.Env, policy: Policy, seed: int) -> Iterator[tuple[Any, Any, float, bool, dict]]:
+    """One episode of ``policy`` (reset first), as (obs, action, reward, terminated, info) per step, after a first
+    (reset obs, None, 0.0, False, reset info)."""
     obs, info = env.reset(seed=seed)
-    if hasattr(policy, "reset"):
-        policy.reset()
+    policy.reset()
     yield obs, None, 0.0, False, info
     done = False
     while not done:
-        action = policy.act(obs) if policy is not None else env.action_space.sample()
+        action = policy.act(obs)
         obs, reward, terminated, truncated, info = env.step(action)
         done = terminated or truncated
         yield obs, action, float(reward), terminated, info
 
 
-def record_episode(env: gym.Env, policy, recorder: EpisodeRecorder, seed: int, source: Source,
+def record_episode(env: gym.Env, policy: Policy, recorder: EpisodeRecorder, seed: int, source: Source,
                    task: str) -> tuple[EpisodeMeta, bool | None]:
-    """Run one episode of ``policy`` (None: random actions) and commit it to the recorder's store; returns its
+    """Run one episode of ``policy`` and commit it to the recorder's store; returns its
     metadata and the success the env reported (None for an env that reports none: stored as False)."""
     ret, info = 0.0, {}
     for obs, action, reward, terminated, info in episode_steps(env, policy, seed):

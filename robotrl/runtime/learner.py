@@ -1,9 +1,11 @@
-"""The learner: turns stored episodes into replay, updates SAC, publishes versioned weights, checkpoints.
+"""The learner: turns stored episodes into replay, updates an Algorithm (robotrl.learners.base), publishes its
+policy's weights as versions, checkpoints. It names only the protocol: what to sample (the algorithm's ``samples``,
+``replay``, ``batch_size`` and ``min_replay``) drives it, for SAC and behaviour cloning alike.
 
 Replay follows HIL-SERL: demos and every intervened transition go to the offline buffer, every actor
-transition to the online buffer, and each batch is half of each (RLPD). The buffers are rebuilt from the
-episode stores on resume, so a checkpoint holds only what is not on disk already: networks, optimizers,
-temperature and counters.
+transition to the online buffer; a "mixed" algorithm's batch is half of each (RLPD), an "offline" one's
+(imitation) comes from the offline buffer alone. The buffers are rebuilt from the episode stores on resume, so a
+checkpoint holds only what is not on disk already: the algorithm's state (networks, optimizers, counters).
 """
 
 from __future__ import annotations
@@ -17,22 +19,27 @@ import torch
 
 from robotrl.data import EpisodeStore
 from robotrl.data.store import transitions
-from robotrl.learning.replay import MixedSampler, ReplayBuffer
-from robotrl.learning.sac import SACAgent
+from robotrl.learners.base import Algorithm
+from robotrl.learners.replay import MixedSampler, ReplayBuffer
 from robotrl.runtime.transport import FileProgress, WeightsTransport, save_atomic
 
 FIRST_CHECKPOINT = 100  # updates: a run stopped soon after learning starts still leaves a checkpoint
 
 
 class Learner:
-    def __init__(self, agent: SACAgent, obs_space, transport: WeightsTransport | None = None, publish_every: int = 50,
+    def __init__(self, algorithm: Algorithm, obs_space, transport: WeightsTransport | None = None, publish_every: int = 50,
                  capacity: int = 1_000_000, seed: int = 0, takeover_penalty: float = 0.0):
-        self.agent, self.transport, self.publish_every = agent, transport, publish_every
+        if algorithm.samples != "transitions":
+            raise NotImplementedError(f"{type(algorithm).__name__} samples {algorithm.samples}; the Learner replays "
+                                      "transitions only so far (a sequence sampler comes with the first learner that "
+                                      "needs one)")
+        self.algorithm, self.transport, self.publish_every = algorithm, transport, publish_every
         self.takeover_penalty = takeover_penalty
-        act_dim = agent.act_dim
-        self.offline = ReplayBuffer(obs_space, act_dim, capacity)
-        self.online = ReplayBuffer(obs_space, act_dim, capacity)
-        self.sampler = MixedSampler(self.offline, self.online, ratio=0.5)
+        action_dim = int(algorithm.action_space.shape[0])
+        self.offline = ReplayBuffer(obs_space, action_dim, capacity)
+        # An offline algorithm never samples the actor's own episodes: they are not kept in memory.
+        self.online = ReplayBuffer(obs_space, action_dim, capacity) if algorithm.replay == "mixed" else None
+        self.sampler = MixedSampler(self.offline, self.online, ratio=0.5) if self.online is not None else self.offline
         self.rng = np.random.default_rng(seed)
         self.env_steps = self.episodes = 0  # actor episodes ingested (demos not counted) and their env steps
         self.version = 0
@@ -48,7 +55,7 @@ class Learner:
         return n
 
     def ingest(self, rows: dict[str, np.ndarray]) -> None:
-        """One actor episode: all of it online, its intervened steps offline as well. The policy's step that led
+        """One actor episode: all of it online (for a "mixed" algorithm), its intervened steps offline as well. The policy's step that led
         to a human takeover is charged ``takeover_penalty`` (RLIF): without it, states the human rescues look as
         good as states the policy handles itself, and the policy learns to wait for the rescue."""
         ep = transitions(rows)
@@ -56,7 +63,8 @@ class Learner:
             human = ep["intervention"].astype(bool)
             led_to_takeover = ~human[:-1] & human[1:]  # step t-1 was the policy's, step t the human's
             ep["reward"] = ep["reward"] - self.takeover_penalty * np.append(led_to_takeover, False)
-        self.online.add_episode(ep)
+        if self.online is not None:
+            self.online.add_episode(ep)
         for t in np.flatnonzero(ep["intervention"]):
             self.offline.add({k: v[t] for k, v in ep["obs"].items()}, ep["action"][t], ep["reward"][t],
                              {k: v[t + 1] for k, v in ep["obs"].items()}, ep["terminated"][t])
@@ -65,33 +73,33 @@ class Learner:
 
     # -- learning ------------------------------------------------------------------------------------------
     def ready(self) -> bool:
-        return len(self.sampler) >= self.agent.config.batch_size
+        return len(self.sampler) >= max(1, self.algorithm.min_replay)
 
     def update(self) -> dict[str, float]:
-        cfg = self.agent.config
-        stats = self.agent.update(self.sampler.sample(cfg.batch_size * cfg.utd, self.rng))
-        if self.transport is not None and self.agent.num_updates % self.publish_every == 0:
+        stats = self.algorithm.update(self.sampler.sample(self.algorithm.batch_size, self.rng))
+        if self.transport is not None and self.algorithm.num_updates % self.publish_every == 0:
             self.publish()
         return stats
 
     def publish(self) -> None:
         self.version += 1
-        self.transport.publish(self.version, self.agent.policy_state_dict())
-        self.published_updates = self.agent.num_updates
+        self.transport.publish(self.version, self.algorithm.policy.state_dict())
+        self.published_updates = self.algorithm.num_updates
 
     def checkpoint_due(self, every: int) -> bool:
-        n = self.agent.num_updates
+        n = self.algorithm.num_updates
         return n == FIRST_CHECKPOINT or n % every == 0
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
         """Atomic: a crash mid-save leaves the previous checkpoint intact."""
-        save_atomic({"agent": self.agent.state_dict(), "env_steps": self.env_steps, "version": self.version,
-                     "rng": self.rng.bit_generator.state, **(extra or {})}, path)
+        save_atomic({"agent": self.algorithm.state_dict(), "updates": self.algorithm.num_updates,
+                     "env_steps": self.env_steps, "version": self.version, "rng": self.rng.bit_generator.state,
+                     **(extra or {})}, path)
 
     def load(self, path: str | Path) -> dict[str, Any]:
-        blob = torch.load(path, map_location=self.agent.device, weights_only=False)
-        self.agent.load_state_dict(blob["agent"])
+        blob = torch.load(path, map_location="cpu", weights_only=False)  # load_state_dict moves tensors where they live
+        self.algorithm.load_state_dict(blob["agent"])
         self.env_steps, self.version = blob["env_steps"], blob["version"]
         self.rng.bit_generator.state = blob["rng"]
         return blob
@@ -116,16 +124,16 @@ def serve(learner: Learner, store_path: Path, checkpoint: Path, stop_file: StopC
     reported: dict = {}
     learner.publish()  # version 1: the actor starts from the learner's (possibly resumed) weights
     while not stop_file.exists():
-        if not learner.agent.num_updates % refresh_every or not _may_update(learner, utd_cap, warmup):
+        if not learner.algorithm.num_updates % refresh_every or not _may_update(learner, utd_cap, warmup):
             _ingest_new(learner, store)
         if _may_update(learner, utd_cap, warmup):
             learner.update()
             if learner.checkpoint_due(checkpoint_every):
                 learner.save(checkpoint)
-            if learner.agent.num_updates % 10 == 0:
+            if learner.algorithm.num_updates % 10 == 0:
                 reported = _report(learner, progress, reported)
         else:
-            if learner.published_updates < learner.agent.num_updates:
+            if learner.published_updates < learner.algorithm.num_updates:
                 learner.publish()
             reported = _report(learner, progress, reported)
             time.sleep(poll_seconds)
@@ -134,7 +142,7 @@ def serve(learner: Learner, store_path: Path, checkpoint: Path, stop_file: StopC
 
 
 def _may_update(learner: Learner, utd_cap: bool, warmup: int) -> bool:
-    return learner.ready() and (not utd_cap or learner.agent.num_updates < learner.env_steps - warmup)
+    return learner.ready() and (not utd_cap or learner.algorithm.num_updates < learner.env_steps - warmup)
 
 
 def _ingest_new(learner: Learner, store: EpisodeStore) -> None:
@@ -145,9 +153,8 @@ def _ingest_new(learner: Learner, store: EpisodeStore) -> None:
 
 def _report(learner: Learner, progress: FileProgress | None, reported: dict) -> dict:
     """Write the learner's counters where they changed since ``reported``; returns what was written."""
-    agent = learner.agent
-    counters = {"updates": agent.num_updates, "critic_updates": agent.num_critic_updates, "env_steps": learner.env_steps,
-                "ready": learner.ready(), "published_updates": learner.published_updates}
+    counters = {**learner.algorithm.counters(), "env_steps": learner.env_steps, "ready": learner.ready(),
+                "published_updates": learner.published_updates}
     if progress is not None and counters != reported:
         progress.write(**counters)
     return counters

@@ -1,9 +1,10 @@
-"""`robotrl train sac`: a run folder, the actor and the learner, in one process (sim) or two (``processes``).
+"""`robotrl train <algo>`: a run folder, the actor and the learner, in one process (sim) or two (``processes``), for
+any learner (configs/learners/<algo>.yaml: sac, bc): the loop names only the Policy and Algorithm protocols.
 
-    RUN/run.yaml          what was asked (env, overrides, learner config, demos, seed): eval and resume read it
+    RUN/run.yaml          what was asked (env, overrides, learner and its config, demos, seed): eval and resume read it
     RUN/episodes.zarr     every actor episode (the online data; the buffers are rebuilt from it on resume)
-    RUN/checkpoint.pt     the last learner state (networks, optimizers, temperature, counters): saved after the first
-                          100 updates, at every evaluation (two processes: every eval_every updates) and on a stop
+    RUN/checkpoint.pt     the last learner state (the algorithm's: networks, optimizers, counters): saved after the
+                          first 100 updates, at every evaluation (two processes: every eval_every updates) and on a stop
     RUN/best.pt           the policy of the best evaluation so far, with that evaluation's row: the highest success
                           rate, a tie broken by the mean return, a tie of both going to the later one (more trained);
                           an env without a success flag: the highest mean return. What eval, rollout and the ROS
@@ -11,8 +12,9 @@
     RUN/weights/          versioned policy weights (learner -> actor; two processes)
     RUN/learner.json      the learner's counters (two processes): the actor's rate limiter and the metrics read them
     RUN/metrics.jsonl     a row per evaluation ("event": "eval": success rate, its 95 % Wilson interval "success_ci"
-                          over "episodes", mean return, the learner's "updates", the effective update-to-data ratio
-                          "utd" = critic updates / env steps, warm-up included, "best") and per stop ("event": "stop")
+                          over "episodes", mean return, the learner's counters ("updates"; SAC's effective
+                          update-to-data ratio "utd" = critic updates / env steps, warm-up included), "best") and per
+                          stop ("event": "stop")
     RUN/tb/ (TensorBoard), RUN/learning_curve.png
 
 Stops: SIGTERM (what ros2 launch, systemd and docker stop send) ends the loop after the current step (or
@@ -40,13 +42,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from robotrl.config import StrictModel, load_config
 from robotrl.data import EpisodeStore
-from robotrl.learning.sac import SACAgent, evaluate, load_sac_config, wilson_interval
+from robotrl.learners import Algorithm, make_algorithm
+from robotrl.policies.base import Policy
 from robotrl.runtime.actor import Actor, RateLimiter, make_actor_env, make_env, postfix
+from robotrl.runtime.evaluate import evaluate, wilson_interval
 from robotrl.runtime.learner import FIRST_CHECKPOINT, Learner, serve
 from robotrl.runtime.transport import FileProgress, FileWeights, save_atomic
 
@@ -58,7 +62,8 @@ REPORT_SEED = 20_000  # `robotrl eval`: disjoint from the selection seeds, so be
 class RunConfig(StrictModel):
     env: str
     env_kwargs: dict[str, Any] = {}
-    sac: dict[str, Any] = {}  # overrides of configs/learners/sac.yaml
+    algo: str = "sac"  # the learner: a name in robotrl.learners.ALGORITHMS (sac, bc)
+    learner: dict[str, Any] = {}  # overrides of configs/learners/<algo>.yaml
     demos: str | None = None  # episode store with demonstrations (robotrl record)
     human: Literal["none", "scripted"] = "none"  # a scripted intervener (ArmPickCube)
     takeover_penalty: float = Field(0.1, ge=0)  # reward charged to the policy step a human took over after (RLIF)
@@ -73,6 +78,18 @@ class RunConfig(StrictModel):
     # update-to-data ratio is the learner config's; 0: the actor never waits (as on a robot).
     max_ahead: int = Field(100, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sac_key(cls, data: Any) -> Any:
+        """run.yaml files from before the learner seam hold SAC's overrides under ``sac:``."""
+        if isinstance(data, dict) and "sac" in data:
+            data = dict(data)
+            if "learner" in data or data.get("algo", "sac") != "sac":
+                raise ValueError("'sac' (the old name of 'learner', for algo sac) cannot be given with 'learner' "
+                                 "or another algo")
+            data["learner"] = data.pop("sac")
+        return data
+
 
 def load_run(run: Path) -> RunConfig:
     return load_config(RunConfig, run / "run.yaml")
@@ -83,15 +100,18 @@ def save_run(cfg: RunConfig, run: Path) -> None:
     (run / "run.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
 
-def _build(cfg: RunConfig) -> tuple[gym.Env, SACAgent, Learner]:
-    """Env, agent and learner (demos loaded): everything that can fail on a bad env id, learner config or demos,
+def _build(cfg: RunConfig) -> tuple[gym.Env, Algorithm, Learner]:
+    """Env, algorithm and learner (demos loaded): everything that can fail on a bad env id, learner config or demos,
     with nothing written yet."""
     env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed, cfg.success_key)
-    agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
-    learner = Learner(agent, env.observation_space, seed=cfg.seed, takeover_penalty=cfg.takeover_penalty)
+    algorithm = make_algorithm(cfg.algo, env.observation_space, env.action_space, cfg.learner, cfg.seed)
+    if algorithm.replay == "offline" and not cfg.demos and cfg.human == "none":
+        raise ValueError(f"{cfg.algo} learns from demonstrations only (its replay is offline): give demos "
+                         "(--demos, an episode store from `robotrl record`)")
+    learner = Learner(algorithm, env.observation_space, seed=cfg.seed, takeover_penalty=cfg.takeover_penalty)
     if cfg.demos:
         _add_demos(learner, cfg.demos, cfg.env)
-    return env, agent, learner
+    return env, algorithm, learner
 
 
 def _add_demos(learner: Learner, demos: str, env_id: str) -> None:
@@ -106,8 +126,8 @@ def _add_demos(learner: Learner, demos: str, env_id: str) -> None:
                          f"{env_id} with `robotrl record --env {env_id} --out ...`") from None
 
 
-def _setup(cfg: RunConfig, run: Path, writer: bool = True) -> tuple[gym.Env, SACAgent, Learner, EpisodeStore]:
-    """Env, agent, learner and the run's episode store: opened for writing by the actor's side only."""
+def _setup(cfg: RunConfig, run: Path, writer: bool = True) -> tuple[gym.Env, Algorithm, Learner, EpisodeStore]:
+    """Env, algorithm, learner and the run's episode store: opened for writing by the actor's side only."""
     return *_build(cfg), EpisodeStore(run / "episodes.zarr", mode="a" if writer else "r")
 
 
@@ -122,7 +142,7 @@ def _resume(learner: Learner, run: Path, store: EpisodeStore) -> str:
         learner.ingest(rows)
     where = f"at env step {learner.env_steps} ({learner.episodes} stored episodes)"
     if checkpoint.exists():
-        return f"resumed {run} {where} from {CHECKPOINT} ({learner.agent.num_updates} updates)"
+        return f"resumed {run} {where} from {CHECKPOINT} ({learner.algorithm.num_updates} updates)"
     if learner.episodes:  # e.g. killed before its first checkpoint: keep the data, say that the networks are new
         return (f"continued {run} {where} with fresh networks: it has no {CHECKPOINT} (stopped before the first), "
                 "so the replay buffers were rebuilt from its episodes")
@@ -159,18 +179,19 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
     metrics; it returns), Ctrl-C too, after which KeyboardInterrupt is raised again."""
     run = Path(run)
     _flush_denormals()
-    env, agent, learner = _build(cfg)  # a start that fails leaves no run folder behind
+    env, algorithm, learner = _build(cfg)  # a start that fails leaves no run folder behind
     save_run(cfg, run)
     store = EpisodeStore(run / "episodes.zarr", mode="a")
     tqdm.write(_resume(learner, run, store))
-    tqdm.write(_threads_line(agent))
+    tqdm.write(_threads_line(algorithm))
     random_steps = _random_steps(cfg)
-    bar = tqdm(total=cfg.total_steps, initial=learner.env_steps, desc=f"SAC on {cfg.env}", unit="step", disable=not progress)
+    bar = tqdm(total=cfg.total_steps, initial=learner.env_steps, desc=f"{cfg.algo} on {cfg.env}", unit="step",
+               disable=not progress)
     metrics = _Metrics(run, cfg, learner.env_steps, bar)
-    actor = Actor(env, agent, store, cfg.env, FileWeights(run / "weights") if processes else None,
+    actor = Actor(env, algorithm.policy, store, cfg.env, FileWeights(run / "weights") if processes else None,
                   random_steps=random_steps, seed=cfg.seed, resume_at=(learner.env_steps, learner.episodes))
     eval_env = make_env(cfg.env, cfg.env_kwargs, cfg.success_key)
-    counts = _Counts(agent, FileProgress(run / PROGRESS) if processes else None)
+    counts = _Counts(algorithm, FileProgress(run / PROGRESS) if processes else None)
     stop, interrupted, learner_proc, limiter = _SigtermStop(), False, None, None
     with stop:
         if processes:
@@ -193,7 +214,7 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
                     if limiter is not None:  # evaluate the weights of every update the data so far paid for
                         limiter.wait(actor.stored_steps, max_ahead=0, counter="published_updates")
                     actor.poll_weights()
-                    row = metrics.evaluate(agent, eval_env, actor, counts)
+                    row = metrics.evaluate(algorithm.policy, eval_env, actor, counts)
                     if not processes:
                         learner.save(run / CHECKPOINT)
                     if cfg.stop_success is not None and row["success"] is not None and row["success"] >= cfg.stop_success:
@@ -215,8 +236,8 @@ def train(cfg: RunConfig, run: str | Path, processes: bool = False, progress: bo
     return metrics.history
 
 
-def _threads_line(agent: SACAgent) -> str:
-    why = "num_threads in the learner config" if agent.config.num_threads else \
+def _threads_line(algorithm: Algorithm) -> str:
+    why = "num_threads in the learner config" if algorithm.config.num_threads else \
         f"num_threads 0: half of {os.cpu_count()} cores, the measured default for a shared machine"
     return f"learner: {torch.get_num_threads()} torch threads ({why})"
 
@@ -229,7 +250,7 @@ def _random_steps(cfg: RunConfig) -> int:
 def _update(learner: Learner, metrics: _Metrics, env_steps: int, run: Path) -> None:
     """One update of the one-process loop; its statistics to TensorBoard every 100, a checkpoint after the first 100."""
     stats = learner.update()
-    n = learner.agent.num_updates
+    n = learner.algorithm.num_updates
     if n % 100 == 0:
         metrics.learner_stats(stats, env_steps)
     if n == FIRST_CHECKPOINT:
@@ -237,16 +258,16 @@ def _update(learner: Learner, metrics: _Metrics, env_steps: int, run: Path) -> N
 
 
 class _Counts:
-    """The learner's real counters: the agent's in one process; in two, those the learner process reports (the
-    actor's agent never updates), or the resumed checkpoint's until it has reported."""
+    """The learner's real counters (Algorithm.counters: "updates" and the algorithm's own): the algorithm's in one
+    process; in two, those the learner process reports (the actor's copy never updates), or the resumed
+    checkpoint's until it has reported."""
 
-    def __init__(self, agent: SACAgent, progress: FileProgress | None):
-        self.agent, self.progress = agent, progress
+    def __init__(self, algorithm: Algorithm, progress: FileProgress | None):
+        self.algorithm, self.progress = algorithm, progress
 
-    def __call__(self) -> tuple[int, int]:
-        """(updates, critic updates)."""
+    def __call__(self) -> dict[str, int]:
         seen = self.progress.read() if self.progress is not None else {}
-        return seen.get("updates", self.agent.num_updates), seen.get("critic_updates", self.agent.num_critic_updates)
+        return {k: seen.get(k, v) for k, v in self.algorithm.counters().items()}
 
 
 class _Metrics:
@@ -267,26 +288,26 @@ class _Metrics:
         self.tb.add_scalar("train/episode_return", episode["meta"].ret, env_steps)
         self.tb.add_scalar("train/episode_success", float(episode["meta"].success), env_steps)
         self.tb.add_scalar("train/intervention_rate", episode["intervention_rate"], env_steps)
-        self._show(env_steps, *counts())
+        self._show(env_steps, counts())
 
     def learner_stats(self, stats: dict[str, float], env_steps: int) -> None:
         for k, v in stats.items():
             self.tb.add_scalar(f"learner/{k}", v, env_steps)
 
-    def evaluate(self, agent: SACAgent, env: gym.Env, actor: Actor, counts: _Counts) -> dict:
+    def evaluate(self, policy: Policy, env: gym.Env, actor: Actor, counts: _Counts) -> dict:
         """Evaluate on the selection seeds, write the row, keep best.pt."""
         n, learner = self.cfg.eval_episodes, counts()
-        success, ret = evaluate(agent, env, n, SELECT_SEED)
+        success, ret = evaluate(policy, env, n, SELECT_SEED)
         row = {"event": "eval", "env_steps": actor.env_steps, "success": success,
                "success_ci": None if success is None else [round(x, 4) for x in wilson_interval(success, n)],
-               "episodes": n, "return": ret, **_learner_fields(actor.env_steps, *learner),
+               "episodes": n, "return": ret, **_learner_fields(actor.env_steps, learner),
                "torch_threads": torch.get_num_threads(),
                "weights_version": actor.weights_version,
                "intervention_rate": float(np.mean(self.rates)) if self.rates else 0.0, "wall_s": time.time() - self.start}
         key = _key(row)
         row["best"] = self.best is None or key >= self.best  # >=: a tie goes to the later, more trained policy
         if row["best"]:
-            save_atomic({"policy": agent.policy_state_dict(), "eval": row}, self.run / BEST)
+            save_atomic({"policy": policy.state_dict(), "eval": row}, self.run / BEST)
             self.best = key
         self.rates = []
         self.history.append(row)
@@ -295,14 +316,15 @@ class _Metrics:
             self.tb.add_scalar("eval/success", success, actor.env_steps)
         self.tb.add_scalar("eval/return", ret, actor.env_steps)
         self.tb.add_scalar("learner/updates", row["updates"], actor.env_steps)
-        self.tb.add_scalar("learner/utd", row["utd"], actor.env_steps)
+        if "utd" in row:
+            self.tb.add_scalar("learner/utd", row["utd"], actor.env_steps)
         self.score = postfix(success, ret)
-        self._show(actor.env_steps, *learner)
+        self._show(actor.env_steps, learner)
         return row
 
     def stop(self, signal_name: str, actor: Actor, counts: _Counts) -> None:
         row = {"event": "stop", "signal": signal_name, "env_steps": actor.env_steps, "stored_steps": actor.stored_steps,
-               **_learner_fields(actor.env_steps, *counts()), "wall_s": time.time() - self.start}
+               **_learner_fields(actor.env_steps, counts()), "wall_s": time.time() - self.start}
         self._write(row)
         tqdm.write(f"stopped by {signal_name} at env step {actor.env_steps} ({row['updates']} updates): {CHECKPOINT} "
                    f"and {METRICS} saved; the same command resumes at env step {actor.stored_steps} (the last stored "
@@ -311,18 +333,24 @@ class _Metrics:
     def close(self) -> None:
         self.tb.close()
 
-    def _show(self, env_steps: int, updates: int, critic_updates: int) -> None:
-        self.bar.set_postfix(self.score, updates=updates, utd=f"{critic_updates / max(env_steps, 1):.2f}", refresh=False)
+    def _show(self, env_steps: int, counters: dict[str, int]) -> None:
+        fields = _learner_fields(env_steps, counters)
+        self.bar.set_postfix(self.score, updates=fields["updates"],
+                             **({"utd": f"{fields['utd']:.2f}"} if "utd" in fields else {}), refresh=False)
 
     def _write(self, row: dict) -> None:
         with open(self.run / METRICS, "a") as f:
             f.write(json.dumps(row) + "\n")
 
 
-def _learner_fields(env_steps: int, updates: int, critic_updates: int) -> dict:
-    """A metrics row's learner counts: its updates and the effective update-to-data ratio (critic updates per env
-    step, random warm-up included), to hold against the learner config's utd."""
-    return {"updates": updates, "utd": round(critic_updates / max(env_steps, 1), 4)}
+def _learner_fields(env_steps: int, counters: dict[str, int]) -> dict:
+    """A metrics row's learner counts: its updates (and any other counter the algorithm reports) and, for an
+    algorithm with a critic, the effective update-to-data ratio (critic updates per env step, random warm-up
+    included), to hold against the learner config's utd."""
+    fields: dict = {k: v for k, v in counters.items() if k != "critic_updates"}
+    if "critic_updates" in counters:
+        fields["utd"] = round(counters["critic_updates"] / max(env_steps, 1), 4)
+    return fields
 
 
 def load_history(run: str | Path) -> list[dict]:
@@ -412,7 +440,7 @@ def learner_main(run: str) -> None:
     run_dir = Path(run)
     _flush_denormals()
     cfg = load_run(run_dir)
-    env, agent, learner, store = _setup(cfg, run_dir, writer=False)
+    env, _, learner, store = _setup(cfg, run_dir, writer=False)
     env.close()
     learner.transport = FileWeights(run_dir / "weights")
     _resume(learner, run_dir, store)
@@ -454,7 +482,7 @@ def checkpoint_path(run: str | Path, which: Literal["best", "last"] = "best") ->
     if which == "best" and (run / BEST).exists():
         return run / BEST
     if not (run / CHECKPOINT).exists():
-        raise ValueError(f"{run}: no {CHECKPOINT}; train first with `robotrl train sac --out {run}`")
+        raise ValueError(f"{run}: no {CHECKPOINT}; train first with `robotrl train <algo> --out {run}`")
     return run / CHECKPOINT
 
 
@@ -466,30 +494,36 @@ def describe_checkpoint(path: Path) -> str:
         score = f"mean return {row['return']:.3f}" if row["success"] is None else f"success {100 * row['success']:.1f} %"
         return (f"{path} (best evaluation during training: {score} over {row.get('episodes', '?')} episodes at env "
                 f"step {row['env_steps']}, {row['updates']} updates)")
-    return f"{path} (last: {blob['agent']['num_updates']} updates, {blob['env_steps']} env steps)"
+    updates = blob["updates"] if "updates" in blob else blob["agent"]["num_updates"]  # older checkpoints: the agent's
+    return f"{path} (last: {updates} updates, {blob['env_steps']} env steps)"
 
 
-def load_agent(run: str | Path, checkpoint: Literal["best", "last"] = "best") -> tuple[SACAgent, RunConfig]:
-    """The trained agent of a run folder and the run's config; ``checkpoint``: see checkpoint_path. best.pt holds
-    the policy only (what acting needs), checkpoint.pt the whole agent."""
+def load_algorithm(run: str | Path, checkpoint: Literal["best", "last"] = "best", obs_space: gym.Space | None = None,
+                   action_space: gym.spaces.Box | None = None) -> tuple[Algorithm, RunConfig]:
+    """The trained algorithm of a run folder (whichever its run.yaml names; act with ``.policy``) and the run's
+    config; ``checkpoint``: see checkpoint_path. best.pt holds the policy's weights only (what acting needs),
+    checkpoint.pt the whole algorithm. The spaces come from the caller (a robot's RosEnv: no twin is built) or else
+    from the run's env made here."""
     path = checkpoint_path(run, checkpoint)
     cfg = load_run(Path(run))
-    env = make_env(cfg.env, cfg.env_kwargs, cfg.success_key)
-    agent = SACAgent(env.observation_space, env.action_space, load_sac_config(cfg.sac), cfg.seed)
-    env.close()
-    blob = torch.load(path, map_location=agent.device, weights_only=False)
+    if obs_space is None or action_space is None:
+        env = make_env(cfg.env, cfg.env_kwargs, cfg.success_key)
+        obs_space, action_space = env.observation_space, env.action_space
+        env.close()
+    algorithm = make_algorithm(cfg.algo, obs_space, action_space, cfg.learner, cfg.seed)
+    blob = torch.load(path, map_location="cpu", weights_only=False)  # load_state_dict moves tensors where they live
     if "policy" in blob:
-        agent.load_policy_state_dict(blob["policy"])
+        algorithm.policy.load_state_dict(blob["policy"])
     else:
-        agent.load_state_dict(blob["agent"])
-    return agent, cfg
+        algorithm.load_state_dict(blob["agent"])
+    return algorithm, cfg
 
 
 def evaluate_run(run: str | Path, episodes: int, seed: int = REPORT_SEED,
                  checkpoint: Literal["best", "last"] = "best") -> tuple[float | None, float]:
     """Success rate (None for an env with no success flag) and mean return of a run's policy on fresh seeds."""
-    agent, cfg = load_agent(run, checkpoint)
-    return evaluate(agent, make_env(cfg.env, cfg.env_kwargs, cfg.success_key), episodes, seed)
+    algorithm, cfg = load_algorithm(run, checkpoint)
+    return evaluate(algorithm.policy, make_env(cfg.env, cfg.env_kwargs, cfg.success_key), episodes, seed)
 
 
 if __name__ == "__main__":
