@@ -26,7 +26,7 @@ DEPTH_K = dict(fx=30.0, fy=31.0, ppx=16.0, ppy=12.0)
 class SoftwareRealSense:
     """A software device shaped like a D4xx: a depth sensor (z16) and a color sensor (rgb8)."""
 
-    def __init__(self, serial: str = SERIAL):
+    def __init__(self, serial: str = SERIAL, color_size: tuple[int, int] = (COLOR_W, COLOR_H)):
         self.device = rs.software_device()
         self.device.register_info(rs.camera_info.serial_number, serial)
         self.device.register_info(rs.camera_info.name, "Software D4xx")
@@ -36,7 +36,8 @@ class SoftwareRealSense:
             _video_stream(rs.stream.depth, 0, DEPTH_W, DEPTH_H, rs.format.z16, 2, DEPTH_K)
         ).as_video_stream_profile()
         self.color_profile = self.color_sensor.add_video_stream(
-            _video_stream(rs.stream.color, 1, COLOR_W, COLOR_H, rs.format.rgb8, 3, COLOR_K)
+            _video_stream(rs.stream.color, 1, *color_size, rs.format.rgb8, 3,
+                          {k: v * color_size[0] / COLOR_W for k, v in COLOR_K.items()})
         ).as_video_stream_profile()
         self.depth_sensor.add_read_only_option(rs.option.depth_units, DEPTH_UNITS)
         identity = rs.extrinsics()

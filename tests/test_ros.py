@@ -585,3 +585,54 @@ def test_the_waypoints_expert_flies_the_twins_waypoints_through_ros(ros, start_t
         assert info["success"] and info["waypoints_reached"] == 3, info
     assert len({tuple(g["waypoint0"]) for g, _ in flown}) == 3  # a new draw every episode
     env.close()
+
+
+def test_a_realsense_640x480_frame_reaches_the_policy_cropped_to_the_tasks_image_size(ros, start_twin):
+    """A 640x480 frame from the RealSense driver (the SDK's software device) goes out on /front_camera/image
+    through a CameraNode at full size; RosEnv's observation processor crops it as the task config says and
+    resizes it to the policy's image size, exactly as the twin env would."""
+    pytest.importorskip("pyrealsense2")
+    from test_realsense import SERIAL, SoftwareRealSense
+
+    from robotrl.hardware.realsense import RealSenseCamera
+    from robotrl.ros.devices import CameraNode
+    from robotrl.tasks.observation import crop_resize
+
+    start_twin(PICK)  # the arm and the cube; the camera is the RealSense, not the twin's
+    device = SoftwareRealSense(color_size=(640, 480))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, :160] = (255, 0, 255)  # the strip the crop cuts away
+    frame[:240, 160:400], frame[:240, 400:], frame[240:, 160:400], frame[240:, 400:] = (200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 90)
+    pushing = threading.Event()
+    pushing.set()
+
+    def push():
+        while pushing.is_set():
+            device.push(frame)
+            time.sleep(1 / 30)
+
+    pusher = threading.Thread(target=push, daemon=True)
+    pusher.start()
+    try:
+        camera = RealSenseCamera(SERIAL, width=640, height=480, fps=30, devices=[device.device], name="front")
+        executor, thread = ros
+        actor = rclpy.create_node("actor")
+        for n in (CameraNode(camera, rate_hz=30), actor):
+            executor.add_node(n)
+        thread.start()
+        crop = (0.25, 0.0, 1.0, 1.0)  # the right 480 x 480 of the frame
+        env = RosEnv(actor, PICK, {"observation": {"cameras": ["front"], "image_size": 64, "crop": {"front": list(crop)}}},
+                     max_obs_age=1.0)
+        obs, _ = env.reset()
+        obs, *_ = env.step(env.task.neutral_action())
+        assert env._images["front"].items[-1][1].shape == (480, 640, 3)  # full size on the topic
+        image = obs["images/front"]
+        assert image.shape == (64, 64, 3) and env.observation_space["images/front"].shape == (64, 64, 3)
+        np.testing.assert_array_equal(image, crop_resize(frame, crop, 64))
+        assert not np.any(np.all(image == (255, 0, 255), axis=-1))  # nothing of the cropped-away strip
+        np.testing.assert_array_equal(image[0, 0], (200, 0, 0))
+        np.testing.assert_array_equal(image[-1, -1], (90, 90, 90))
+        env.close()
+    finally:
+        pushing.clear()
+        pusher.join(timeout=2)
