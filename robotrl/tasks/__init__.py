@@ -5,7 +5,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+import gymnasium as gym
+
 from robotrl.tasks.base import Judgement, Task, TaskConfig
+from robotrl.tasks.observation import ObservationProcessor
 
 TASKS = {
     "robotrl/ArmReach-v0": "robotrl.tasks.arm:Reach",
@@ -28,4 +31,11 @@ def make_task(env_id: str, config: Any = None, **overrides: Any) -> Task:
     return task_class(env_id)(config, **overrides)
 
 
-__all__ = ["TASKS", "Judgement", "Task", "TaskConfig", "make_task", "task_class"]
+def task_spaces(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[gym.spaces.Dict, gym.spaces.Box]:
+    """(observation space, action space) of a robotrl task under ``gym.make`` keywords, without building its twin:
+    what a policy is built for, on a robot as in the twin."""
+    task = make_task(env_id, **{k: v for k, v in (env_kwargs or {}).items() if k != "render_mode"})
+    return ObservationProcessor(task.config.observation, task.state_dims()).space, task.action_space
+
+
+__all__ = ["TASKS", "Judgement", "Task", "TaskConfig", "make_task", "task_class", "task_spaces"]
