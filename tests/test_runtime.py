@@ -151,3 +151,16 @@ def test_a_run_without_checkpoint_continues_from_its_episodes_and_says_so(tmp_pa
     history = train(reach(200, random_steps=100, learner=tiny), run, progress=False)
     assert [h["env_steps"] for h in history] == [100, 200] == [h["env_steps"] for h in load_history(run)]
     assert len(EpisodeStore(run / "episodes.zarr").metas()) == 4 and (run / "best.pt").exists()
+
+
+def test_a_run_yaml_from_before_the_learner_seam_still_loads(tmp_path):
+    """Old run folders hold SAC's overrides under ``sac:``: they load as algo sac with those learner overrides."""
+    from robotrl.config import ConfigError
+    from robotrl.runtime.train import load_run
+
+    (tmp_path / "run.yaml").write_text("env: robotrl/ArmReach-v0\nsac: {hidden: 32, utd: 2}\nseed: 3\n")
+    cfg = load_run(tmp_path)
+    assert (cfg.algo, cfg.learner, cfg.seed) == ("sac", {"hidden": 32, "utd": 2}, 3)
+    (tmp_path / "run.yaml").write_text("env: robotrl/ArmReach-v0\nalgo: bc\nsac: {hidden: 32}\n")
+    with pytest.raises(ConfigError, match="'sac'"):
+        load_run(tmp_path)
