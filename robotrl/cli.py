@@ -73,7 +73,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if frames_dir:
         print(f"frames: {frames_dir}/")
     print(f"env {args.env}  policy {args.policy}  episodes {args.episodes}")
-    cost = f"  mean safety cost {np.mean(costs):.2f}" if is_task(args.env) else ""  # other envs report no cost
+    cost = f"  mean safety cost {np.mean(costs):.2f}" if "cost" in info else ""  # other envs report no cost
     print(_score(success_rate(flags), float(np.mean(returns)), args.episodes) + cost)
     return 0
 
@@ -101,16 +101,12 @@ def _video_path(video: str | None) -> Path | None:
     return Path(video) if video else None
 
 
-def is_task(env_id: str) -> bool:
-    """A robotrl task on the twin (config, cameras, reward type, safety cost), not any other gymnasium env."""
-    return env_id.startswith("robotrl/")
-
-
 def task_kwargs(env_id: str, config: str | None = None, cameras: str | None = None, reward: str | None = None) -> dict:
     """gym.make keywords of a robotrl task from --config (a file or a configs/tasks/ name), --cameras and
     --reward; other gymnasium envs take none of them."""
     from robotrl.config import config_path
     from robotrl.runtime.actor import check_env_id
+    from robotrl.tasks import is_task
 
     check_env_id(env_id)
     given = {"--config": config, "--cameras": cameras, "--reward": reward}

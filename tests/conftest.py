@@ -21,8 +21,7 @@ def free_udp_port() -> int:
 def run_episode(env: gym.Env, policy, seed: int) -> tuple[dict, int]:
     """Run one episode; returns the last info and the number of steps."""
     obs, _ = env.reset(seed=seed)
-    if hasattr(policy, "reset"):
-        policy.reset()
+    policy.reset()
     steps, done, info = 0, False, {}
     while not done:
         obs, _, terminated, truncated, info = env.step(policy.act(obs))

@@ -134,23 +134,6 @@ def test_the_learner_refuses_a_sequence_sampling_algorithm():
         Learner(bc, env.observation_space)
 
 
-def test_a_trained_policy_loads_for_a_robot_without_mujoco(tmp_path, reach_demos):
-    """A run folder's policy, loaded with the task's spaces (what the ROS actor node passes from RosEnv), in a
-    fresh interpreter: acting imports no MuJoCo."""
-    run = tmp_path / "run"
-    train(RunConfig(env=REACH, algo="bc", learner=TINY, demos=str(reach_demos), total_steps=5, eval_episodes=1),
-          run, progress=False)
-    code = ("import sys\n"
-            "from robotrl.tasks import task_spaces\n"
-            "from robotrl.runtime.train import load_algorithm\n"
-            f"obs_space, action_space = task_spaces({REACH!r})\n"
-            f"policy = load_algorithm({str(run)!r}, 'best', obs_space, action_space)[0].policy\n"
-            "policy.reset()\n"
-            "assert policy.act(obs_space.sample()).shape == (3,)\n"
-            "assert 'mujoco' not in sys.modules, 'mujoco imported'\n")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-
-
 @pytest.mark.slow
 def test_bc_from_scripted_demos_reaches_through_train_eval_and_rollout(tmp_path):
     """Fails if BC is broken: 30 scripted ArmReach demos, 600 env steps (2400 gradient steps) of `robotrl train bc`,

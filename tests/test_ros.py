@@ -636,3 +636,40 @@ def test_a_realsense_640x480_frame_reaches_the_policy_cropped_to_the_tasks_image
     finally:
         pushing.clear()
         pusher.join(timeout=2)
+
+
+@pytest.mark.slow
+def test_the_robots_policy_path_imports_no_mujoco(tmp_path):
+    """What runs on a robot -- RosEnv, the actor node's modules and a trained policy from a run folder -- in a fresh
+    interpreter: building the env and the policy and acting imports no MuJoCo (the policy's spaces come from the
+    task config, not from a twin)."""
+    from robotrl.runtime.train import RunConfig, train
+
+    run = tmp_path / "run"
+    train(RunConfig(env=PICK, learner={"hidden": 32, "batch_size": 8, "device": "cpu"}, total_steps=20, random_steps=10,
+                    eval_episodes=1), run, progress=False)
+    code = f"""
+import sys
+import rclpy
+import robotrl.ros.nodes  # the actor node's process; actor_main imports the modules below
+from robotrl.data import EpisodeStore
+from robotrl.learners import make_algorithm
+from robotrl.policies import Deterministic
+from robotrl.ros.ros_env import RosEnv
+from robotrl.runtime.actor import Actor
+from robotrl.runtime.train import load_algorithm
+from robotrl.tasks.experts import make_expert
+
+rclpy.init()
+node = rclpy.create_node("actor")
+env = RosEnv(node, {PICK!r})
+policy = Deterministic(load_algorithm({str(run)!r})[0].policy)
+policy.reset()
+assert policy.act(env.observation_space.sample()).shape == env.action_space.shape
+make_expert(env).act(env.observation_space.sample())
+env.close()
+node.destroy_node()
+rclpy.shutdown()
+assert "mujoco" not in sys.modules, "mujoco imported"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

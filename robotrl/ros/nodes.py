@@ -194,7 +194,7 @@ def arm_main(name: str) -> None:
 def quad_main(name: str) -> None:
     from robotrl.hardware.mavlink_quad import MavlinkQuadrotor
     from robotrl.ros.devices import QuadNode
-    from robotrl.sim.quad import QuadParams
+    from robotrl.robots import QuadParams
 
     p = parameters_before_node(name, "quad")
     params = QuadParams.load(p["robot"])
@@ -212,8 +212,9 @@ def quad_main(name: str) -> None:
 # -- actor -----------------------------------------------------------------------------------------------------
 def actor_main(name: str) -> None:
     from robotrl.data import EpisodeStore
-    from robotrl.tasks.experts import make_expert
     from robotrl.learners import make_algorithm
+    from robotrl.policies import Deterministic
+    from robotrl.tasks.experts import make_expert
     from robotrl.ros.ros_env import ObservationLost, RosEnv, Stopped
     from robotrl.runtime.actor import Actor
     from robotrl.runtime.train import RunConfig, checkpoint_path, describe_checkpoint, load_algorithm, save_run
@@ -241,8 +242,9 @@ def actor_main(name: str) -> None:
         transport = FileWeights(run / "weights")
     else:  # a run folder (any learner): its best.pt (else checkpoint.pt) or, with checkpoint "last", checkpoint.pt
         node.get_logger().info(f"policy: {describe_checkpoint(checkpoint_path(p['policy'], p['checkpoint']))}")
-        # The spaces are RosEnv's: no twin is built to load a policy.
-        policy = load_algorithm(p["policy"], p["checkpoint"], env.observation_space, env.action_space)[0].policy
+        # The spaces are RosEnv's: no twin is built to load a policy. Deployed, it acts on its mode, as `robotrl
+        # eval` measured it; exploration noise belongs to "learn".
+        policy = Deterministic(load_algorithm(p["policy"], p["checkpoint"], env.observation_space, env.action_space)[0].policy)
     store_path = Path(p["store"]) if p["store"] else (run / "episodes.zarr" if run else None)
     if store_path is None:
         raise SystemExit("actor: set 'store' (an episode store path) or 'run'")

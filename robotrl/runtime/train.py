@@ -53,6 +53,7 @@ from robotrl.runtime.actor import Actor, RateLimiter, make_actor_env, make_env, 
 from robotrl.runtime.evaluate import evaluate, wilson_interval
 from robotrl.runtime.learner import FIRST_CHECKPOINT, Learner, serve
 from robotrl.runtime.transport import FileProgress, FileWeights, save_atomic
+from robotrl.tasks import is_task, task_spaces
 
 CHECKPOINT, BEST, METRICS, PROGRESS = "checkpoint.pt", "best.pt", "metrics.jsonl", "learner.json"
 SELECT_SEED = 10_000  # evaluations during training, which pick best.pt: seeds SELECT_SEED + i
@@ -502,10 +503,12 @@ def load_algorithm(run: str | Path, checkpoint: Literal["best", "last"] = "best"
                    action_space: gym.spaces.Box | None = None) -> tuple[Algorithm, RunConfig]:
     """The trained algorithm of a run folder (whichever its run.yaml names; act with ``.policy``) and the run's
     config; ``checkpoint``: see checkpoint_path. best.pt holds the policy's weights only (what acting needs),
-    checkpoint.pt the whole algorithm. The spaces come from the caller (a robot's RosEnv: no twin is built) or else
-    from the run's env made here."""
+    checkpoint.pt the whole algorithm. The spaces come from the caller (a robot's RosEnv), else from the task's config
+    (a robotrl task: no twin is built) or the run's env made here (any other gymnasium env)."""
     path = checkpoint_path(run, checkpoint)
     cfg = load_run(Path(run))
+    if (obs_space is None or action_space is None) and is_task(cfg.env):
+        obs_space, action_space = task_spaces(cfg.env, cfg.env_kwargs)
     if obs_space is None or action_space is None:
         env = make_env(cfg.env, cfg.env_kwargs, cfg.success_key)
         obs_space, action_space = env.observation_space, env.action_space

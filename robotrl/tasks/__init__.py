@@ -19,6 +19,11 @@ TASKS = {
 }
 
 
+def is_task(env_id: str) -> bool:
+    """A robotrl task (config, cameras, reward type, safety cost), not any other gymnasium env."""
+    return env_id in TASKS
+
+
 def task_class(env_id: str) -> type[Task]:
     if env_id not in TASKS:
         raise ValueError(f"unknown task {env_id!r}; tasks: {', '.join(TASKS)}")
@@ -38,4 +43,4 @@ def task_spaces(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[
     return ObservationProcessor(task.config.observation, task.state_dims()).space, task.action_space
 
 
-__all__ = ["TASKS", "Judgement", "Task", "TaskConfig", "make_task", "task_class", "task_spaces"]
+__all__ = ["TASKS", "Judgement", "Task", "TaskConfig", "is_task", "make_task", "task_class", "task_spaces"]

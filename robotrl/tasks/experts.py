@@ -33,6 +33,7 @@ class PickCubeExpert(Stateless):
         cfg = task.config
         self.scale, self.half = cfg.action_scale, cfg.cube_half_size
         self.lift_to = cfg.lift_height + 0.06
+        self.reset()
 
     def reset(self) -> None:
         self.phase, self.closing_steps = "approach", 0
