@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
+from robotrl.policies import Stateless
 from robotrl.tasks.experts import make_expert
 from robotrl.reward_classifier import ClassifierReward, SuccessClassifier, calibrate_threshold, train_classifier
 
@@ -47,6 +48,11 @@ def test_classifier_separates_success_frames(trained):
     assert report.val_precision >= 0.9
 
 
+class Idle(Stateless):
+    def act(self, obs, deterministic=False):
+        return np.zeros(4, np.float32)
+
+
 @pytest.mark.slow
 def test_wrapper_rewards_lifting_and_not_idling(trained, tmp_path):
     _, model, _ = trained
@@ -56,7 +62,7 @@ def test_wrapper_rewards_lifting_and_not_idling(trained, tmp_path):
     assert loaded.threshold == model.threshold
     env = ClassifierReward(gym.make("robotrl/ArmPickCube-v0", **ENV), loaded, terminate=False)
     expert = make_expert(env)
-    for policy, want in ((expert, True), (lambda o: np.zeros(4, np.float32), False)):
+    for policy, want in ((expert, True), (Idle(), False)):
         obs, _ = env.reset(seed=100)
         expert.reset()
         rewards = []
