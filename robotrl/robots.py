@@ -1,5 +1,7 @@
 """Robot configs (configs/robots/*.yaml) without MuJoCo: what tasks, experts, safety limits and drivers read about a
-robot. The twin builds its model from the same config (robotrl.sim.quad)."""
+robot -- the one definition of what the hardware can do (airframe rates, thrust, workspace). A task's limits are
+checked against it; the device nodes reject commands beyond it. The twin builds its quadrotor from the same config
+(robotrl.sim.quad)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from robotrl.config import StrictModel, configs_dir, load_config
 GRAVITY = 9.81
 HULL_HALF_HEIGHT = 0.12  # of the central box, as a fraction of arm_length; the lowest point of the model
 Vec3 = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+Point = tuple[float, float, float]
 
 # Rotor layout of the X configuration, body FLU: (x sign, y sign, spin). spin +1 = clockwise seen from above,
 # whose reaction torque on the body is +z (yaw left); diagonal rotors share a spin direction.
@@ -66,10 +69,7 @@ class QuadParams(StrictModel):
     @classmethod
     def load(cls, name_or_path: str | Path, overrides: dict | None = None) -> "QuadParams":
         """Load ``configs/robots/<name>.yaml`` or a YAML path, then apply ``overrides`` (key -> value)."""
-        path = Path(name_or_path)
-        if path.suffix not in (".yaml", ".yml") and not path.is_file():
-            path = configs_dir() / "robots" / f"{name_or_path}.yaml"
-        return load_config(cls, path, overrides)
+        return load_config(cls, robot_path(name_or_path), overrides)
 
     @property
     def hover_thrust(self) -> float:
@@ -108,3 +108,32 @@ class QuadParams(StrictModel):
     def rest_height(self) -> float:
         """Height of the body origin (centre of mass) when the quad stands on the floor: the hull half-height."""
         return HULL_HALF_HEIGHT * self.arm_length
+
+
+def robot_path(name_or_path: str | Path) -> Path:
+    """configs/robots/<name>.yaml, or a YAML path."""
+    path = Path(name_or_path)
+    return path if path.suffix in (".yaml", ".yml") or path.is_file() else configs_dir() / "robots" / f"{name_or_path}.yaml"
+
+
+class ArmParams(StrictModel):
+    """What an arm can do (configs/robots/<name>.yaml): its end-effector workspace and speed."""
+
+    name: str
+    workspace_min: Point  # m, end-effector box in the base frame: the arm node rejects targets outside it
+    workspace_max: Point
+    max_ee_speed: PositiveFloat  # m/s: a task's safety speed limit must not exceed it
+
+    @model_validator(mode="after")
+    def _box(self) -> "ArmParams":
+        if any(lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max)):
+            raise ValueError(f"workspace_min {self.workspace_min} must be below workspace_max {self.workspace_max} on every axis")
+        return self
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "ArmParams":
+        return load_config(cls, robot_path(name_or_path))
+
+    @property
+    def workspace(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array(self.workspace_min), np.array(self.workspace_max)

@@ -36,6 +36,10 @@ class SafetyReport:
 class _BoxConfig(StrictModel):
     @model_validator(mode="after")
     def _ordered(self):
+        if self.box_min is None or self.box_max is None:
+            if (self.box_min is None) != (self.box_max is None):
+                raise ValueError("give both box_min and box_max, or neither (the robot's workspace)")
+            return self
         lo, hi = np.asarray(self.box_min), np.asarray(self.box_max)
         if np.any(lo >= hi):
             raise ValueError(f"box_min {self.box_min} must be below box_max {self.box_max} on every axis")
@@ -48,9 +52,11 @@ QUAD_LIMITS = ("nonfinite", "geofence", "thrust", "body_rate", "tilt", "speed")
 
 
 class ArmSafetyConfig(_BoxConfig):
-    box_min: Vec3 = (0.25, -0.35, 0.005)  # end-effector workspace (m, robot base frame)
-    box_max: Vec3 = (0.75, 0.35, 0.45)
-    max_speed: float = Field(0.8, gt=0)  # m/s of the end-effector target
+    # The task's end-effector box (m, robot base frame), inside the robot's workspace; None: all of the workspace
+    # (configs/robots/<robot>.yaml, the one definition; the arm task fills it in).
+    box_min: Vec3 | None = None
+    box_max: Vec3 | None = None
+    max_speed: float = Field(0.8, gt=0)  # m/s of the end-effector target, at most the robot's max_ee_speed
     max_rotation_speed: float = Field(1.5, gt=0)  # rad/s of the end-effector target
 
 
@@ -58,6 +64,8 @@ class ArmSafetyFilter:
     """Workspace box, target speed limit and finite-number check for end-effector commands."""
 
     def __init__(self, config: ArmSafetyConfig):
+        if config.box_min is None:
+            raise ValueError("ArmSafetyFilter needs a box: an arm task fills in its robot's workspace (ArmTask.safety_filter)")
         self.config = config
         self._lo, self._hi = np.asarray(config.box_min), np.asarray(config.box_max)
 
@@ -102,7 +110,7 @@ class ArmSafetyFilter:
 class QuadSafetyConfig(_BoxConfig):
     box_min: Vec3 = (-2.0, -2.0, 0.0)  # geofence (m, world frame)
     box_max: Vec3 = (2.0, 2.0, 2.5)
-    max_body_rate: float = Field(6.0, gt=0)  # rad/s per axis
+    max_body_rate: float = Field(6.0, gt=0)  # rad/s per axis: >= the task's action scale, <= the airframe's
     max_tilt: float = Field(0.9, gt=0, lt=1.57)  # rad; beyond it the filter levels the vehicle
     max_speed: float = Field(3.0, gt=0)  # m/s for velocity commands
     min_thrust_fraction: float = Field(0.0, ge=0, lt=1)  # of max thrust; >0 keeps rotors spinning in flight

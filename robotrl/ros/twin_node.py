@@ -37,13 +37,13 @@ class TwinNode(Node):
         self.lock = threading.RLock()
         self.devices: list[DeviceNode] = []
         if hasattr(self.env, "arm"):
-            box, m = self.env.config.safety, self.env.world.model
+            m = self.env.world.model
             limits = np.array([m.joint(f"joint{i + 1}").range for i in range(self.env.arm.n_joints)]).T
-            self.arm_node = ArmNode(self.env.arm, workspace=(np.array(box.box_min), np.array(box.box_max)),
+            self.arm_node = ArmNode(self.env.arm, workspace=self.env.task.robot.workspace,
                                     joint_limits=(limits[0], limits[1]), ros2_control=True, rate_hz=0, lock=self.lock)
             self.devices.append(self.arm_node)
         if hasattr(self.env, "quad"):
-            self.devices.append(QuadNode(self.env.quad, rate_hz=0, lock=self.lock))
+            self.devices.append(QuadNode(self.env.quad, rate_hz=0, max_body_rate=self.env.task.robot.max_body_rate, lock=self.lock))
         self.cameras = {n: CameraNode(cam, rate_hz=0, lock=self.lock) for n, cam in self.env.cameras.items()}
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
         task = self.env.task

@@ -8,9 +8,11 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from robotrl.config import ConfigError
 from robotrl.interfaces import ArmCommand, ArmState
+from robotrl.robots import ArmParams, robot_path
 from robotrl.safety import ARM_LIMITS, ArmSafetyConfig, ArmSafetyFilter
-from robotrl.tasks.base import Points, Task, TaskConfig
+from robotrl.tasks.base import Points, Task, TaskConfig, check_at_most
 
 Vec2 = tuple[float, float]
 Vec3 = tuple[float, float, float]
@@ -26,11 +28,24 @@ def ee_command(action: np.ndarray, state: ArmState, action_scale: float) -> ArmC
 
 
 class ArmTaskConfig(TaskConfig):
+    robot: str = "panda"  # configs/robots/<robot>.yaml (its workspace and speed), or a path to such a file
     action_scale: float = Field(0.04, gt=0, le=0.2)  # m of end-effector motion per step at |action| = 1
     start_pos: Vec3 = (0.45, 0.0, 0.25)  # TCP position at reset (m)
     start_noise: float = Field(0.02, ge=0)  # uniform +- noise on the start position (m)
     impedance_time_constant: float = Field(0.03, gt=0.004)  # s; lower = stiffer end-effector (the twin's controller)
     safety: ArmSafetyConfig = ArmSafetyConfig()
+
+
+def resolve_box(safety: ArmSafetyConfig, robot: ArmParams) -> ArmSafetyConfig:
+    """The task's safety config with its box: the robot's workspace where none is given; a given one must lie in it."""
+    if safety.box_min is None:
+        return safety.model_copy(update={"box_min": robot.workspace_min, "box_max": robot.workspace_max})
+    lo, hi = robot.workspace
+    if np.any(np.array(safety.box_min) < lo) or np.any(np.array(safety.box_max) > hi):
+        raise ConfigError(f"task config keys 'safety.box_min' {list(safety.box_min)} / 'safety.box_max' {list(safety.box_max)} "
+                          f"reach outside robot {robot.name}'s workspace {lo.tolist()}..{hi.tolist()} "
+                          f"({robot_path(robot.name).name}); shrink the box or leave it out to use the whole workspace")
+    return safety
 
 
 class ArmTask(Task):
@@ -41,6 +56,16 @@ class ArmTask(Task):
     robot_kind = "arm"
     limits = ARM_LIMITS
     uses_gripper: ClassVar[bool] = False
+
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.robot = ArmParams.load(self.config.robot)
+        self.safety = resolve_box(self.config.safety, self.robot)
+        c, where = self.config, f"robot {self.robot.name}'s max_ee_speed"
+        check_at_most(c.action_scale * c.control_hz, "action_scale x control_hz", c.safety.max_speed, "'safety.max_speed'",
+                      "the task config", "every full action would hit the speed limit; lower action_scale")
+        check_at_most(c.safety.max_speed, "safety.max_speed", self.robot.max_ee_speed, where, robot_path(c.robot).name,
+                      "the arm cannot follow it")
 
     def action_dim(self) -> int:
         return 4 if self.uses_gripper else 3
@@ -55,7 +80,7 @@ class ArmTask(Task):
         return ee_command(action, reading, self.config.action_scale)
 
     def safety_filter(self) -> ArmSafetyFilter:
-        return ArmSafetyFilter(self.config.safety)
+        return ArmSafetyFilter(self.safety)
 
     def state_dims(self) -> dict[str, int]:
         dims = {"ee_pos": 3, "ee_vel": 3}

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from pydantic import Field
 
-from robotrl.config import StrictModel, configs_dir, load_config
+from robotrl.config import ConfigError, StrictModel, configs_dir, load_config
 from robotrl.safety import SafetyReport
 from robotrl.tasks.observation import ObservationSpec
 
@@ -71,6 +71,13 @@ class Judgement:
 
     def reward(self, kind: Literal["sparse", "dense"]) -> float:
         return self.dense if kind == "dense" else float(self.success)
+
+
+def check_at_most(value: float, key: str, limit: float, limit_key: str, source: str, why: str) -> None:
+    """One limit concept bounds the next (action scale <= safety limit <= what the robot can do): a config that
+    breaks the order fails naming both keys and where the bound comes from."""
+    if value > limit * (1 + 1e-9):
+        raise ConfigError(f"task config key '{key}' ({value:g}) is above {limit_key} ({limit:g}, {source}): {why}")
 
 
 class Task:

@@ -11,9 +11,9 @@ from pydantic import Field
 
 from robotrl.geometry import quat_to_matrix
 from robotrl.interfaces import QuadCommand, QuadState
-from robotrl.robots import QuadParams
+from robotrl.robots import QuadParams, robot_path
 from robotrl.safety import QUAD_LIMITS, QuadSafetyConfig, QuadSafetyFilter
-from robotrl.tasks.base import Points, Task, TaskConfig
+from robotrl.tasks.base import Points, Task, TaskConfig, check_at_most
 
 Vec3 = tuple[float, float, float]
 
@@ -46,6 +46,11 @@ class QuadTask(Task):
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
         self.robot = QuadParams.load(self.config.robot)
+        c, airframe = self.config, robot_path(self.config.robot).name
+        check_at_most(c.max_body_rate, "max_body_rate", c.safety.max_body_rate, "'safety.max_body_rate'", "the task config",
+                      "every full action would hit the rate limit; lower max_body_rate")
+        check_at_most(c.safety.max_body_rate, "safety.max_body_rate", self.robot.max_body_rate,
+                      f"robot {self.robot.name}'s max_body_rate", airframe, "the airframe's rate loop clips beyond it")
 
     def action_dim(self) -> int:
         return 4
