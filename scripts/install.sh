@@ -35,4 +35,6 @@ fi
 # setuptools announces every editable install ("Editable installation ... be careful with folders"): not a problem.
 PYTHONWARNINGS="ignore:Editable installation" \
     .venv/bin/python -m pip install -q -c "$LOCK" -e ".[dev,learn,hardware,ros,bench]"
+# robotrl's ROS messages (ros_ws/src/robotrl_interfaces), generated and compiled with the rosidl wheels just installed.
+bash scripts/build_interfaces.sh
 echo "robotrl installed in .venv (activate with: source .venv/bin/activate)"

@@ -18,9 +18,9 @@ import pytest  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from robotrl_interfaces.srv import Reset  # noqa: E402  (built by scripts/build_interfaces.sh)
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from robotrl.geometry import quat_multiply  # noqa: E402
@@ -160,10 +160,10 @@ def node(ros, twin):
     _, executor = ros
     node = rclpy.create_node(f"ros2_control_client_{random.randint(0, 1_000_000)}")
     executor.add_node(node)
-    reset = node.create_client(Trigger, "/twin/reset")
+    reset = node.create_client(Reset, "/twin/reset")
     assert reset.wait_for_service(timeout_sec=10)
     done = threading.Event()
-    reset.call_async(Trigger.Request()).add_done_callback(lambda _: done.set())
+    reset.call_async(Reset.Request(seed=-1)).add_done_callback(lambda _: done.set())
     assert done.wait(10)
     yield node
     executor.remove_node(node)

@@ -1,10 +1,15 @@
 """Device samples <-> standard ROS 2 messages. The one place where robotrl's types meet ROS types.
 
 Both sides use REP-103 frames and (x, y, z, w) quaternions, so nothing is re-ordered here; stamps are the
-capture times (``stamp_ns``) of the samples, never the time of publishing.
+capture times (``stamp_ns``) of the samples, never the time of publishing. robotrl's own contract (a task's
+judgement, an episode reset) is typed in the ``robotrl_interfaces`` package (ros_ws/src/robotrl_interfaces),
+built into the environment by scripts/build_interfaces.sh (no ROS install) or by colcon on a ROS install.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -14,6 +19,15 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 
 from robotrl.interfaces import ArmState, CameraIntrinsics, Frame, QuadCommand, QuadState
+
+try:
+    from robotrl_interfaces.msg import Judgement
+    from robotrl_interfaces.srv import Reset
+except ImportError as e:  # pragma: no cover - scripts/install.sh builds it
+    raise ImportError("robotrl_interfaces (robotrl's ROS messages: Judgement, Reset) is not built in this Python: "
+                      "run scripts/build_interfaces.sh (no ROS install needed), or build ros_ws with colcon") from e
+
+__all__ = ["Judgement", "Reset"]  # re-exported: the typed contract's message and service
 
 
 def to_time(stamp_ns: int) -> Time:
@@ -107,7 +121,7 @@ def quad_state(msg: Odometry, armed: bool = True) -> QuadState:
 
 def ctbr_msg(cmd: QuadCommand, stamp_ns: int) -> TwistStamped:
     """CTBR as a standard message: ``twist.angular`` = FLU body rates (rad/s), ``twist.linear.z`` = collective
-    thrust (N). (A custom message would need a rosidl build; DESIGN.md: standard messages only.)"""
+    thrust (N)."""
     msg = TwistStamped(header=header(stamp_ns, "base_link"))
     msg.twist.linear.z = float(cmd.thrust)
     msg.twist.angular = Vector3(x=float(cmd.body_rates[0]), y=float(cmd.body_rates[1]), z=float(cmd.body_rates[2]))
@@ -124,3 +138,36 @@ def velocity_msg(velocity: np.ndarray, stamp_ns: int, yaw_rate: float = 0.0) -> 
 
 def ctbr_command(msg: TwistStamped) -> QuadCommand:
     return QuadCommand("ctbr", thrust=float(msg.twist.linear.z), body_rates=_xyz(msg.twist.angular))
+
+
+# -- robotrl's own contract (robotrl_interfaces) ----------------------------------------------------------------
+JUDGES = ("task", "classifier", "operator")  # Judgement.source: tracked objects / twin truth, a classifier, a person
+
+
+@dataclass(frozen=True)
+class StampedJudgement:
+    """A judgement as it travels: of the reading captured at ``stamp_ns``, by ``source`` (one of JUDGES)."""
+
+    stamp_ns: int
+    reward: float
+    success: bool
+    failed: bool
+    costs: dict[str, float]  # per safety limit
+    source: str
+
+
+def judgement_msg(stamp_ns: int, reward: float, success: bool, failed: bool, costs: Mapping[str, float],
+                  source: str = "task") -> Judgement:
+    """``stamp_ns``: the capture stamp of the reading judged (exact to the nanosecond in ``header.stamp``)."""
+    if source not in JUDGES:
+        raise ValueError(f"judgement source {source!r}: expected one of {JUDGES}")
+    return Judgement(header=header(stamp_ns, ""), reward=float(reward), success=bool(success), failed=bool(failed),
+                     cost_names=[str(k) for k in costs], costs=[float(v) for v in costs.values()], source=source)
+
+
+def judgement(msg: Judgement) -> StampedJudgement:
+    if len(msg.cost_names) != len(msg.costs):
+        raise ValueError(f"Judgement: {len(msg.cost_names)} cost names for {len(msg.costs)} costs")
+    return StampedJudgement(stamp_ns=from_time(msg.header.stamp), reward=float(msg.reward), success=bool(msg.success),
+                            failed=bool(msg.failed), costs=dict(zip(msg.cost_names, map(float, msg.costs))),
+                            source=msg.source)

@@ -6,9 +6,11 @@ in the twin, through ROS against the twin, and on the robot. Nothing here import
 Observations are aligned by capture stamp, never by arrival: a step waits for the device reading one control
 period after the last one, then takes the tracked objects and goals of that reading's stamp (``/objects/<name>/pose``,
 ``/goals/<name>/pose``: from the twin, or a tracker and whatever sets goals on a robot, at the state rate) and the
-camera frame nearest to it. The task judges the step from the same reading, objects and goals. A watchdog on the steady (wall) clock -- it must work when sim time stops too -- commands
-hold when any observation topic goes silent for ``max_obs_age`` or the policy misses its deadline, and
-refuses new commands until fresh data arrives.
+camera frame nearest to it. The task judges the step from the same reading, objects and goals, and the judgement
+goes out on the actor's ``~/judgement`` (robotrl_interfaces/Judgement, stamped with that reading's stamp). A
+watchdog on the steady (wall) clock -- it must work when sim time stops too -- commands hold when any observation
+topic goes silent for ``max_obs_age`` or the policy misses its deadline, and refuses new commands until fresh data
+arrives.
 """
 
 from __future__ import annotations
@@ -166,7 +168,8 @@ class RosEnv(gym.Env):
                  stop: threading.Event | None = None):
         """``node``: the actor's node (spun by the caller's executor). ``task``, ``task_kwargs``: the task and its
         config, as for the twin env (robotrl.tasks.make_task). ``twin``: the twin node's name, whose ``~/reset``
-        starts episodes ("" on hardware: reset calls the device's home (arm) or stop (quad) service).
+        (robotrl_interfaces/Reset) starts episodes ("" on hardware: reset calls the device's home (arm) or stop
+        (quad) Trigger service).
         ``device``: the device node's namespace (default /arm or /quad). ``max_obs_age``: seconds an
         observation topic may stay silent (default 1.5 control periods, so a hold comes within two; at least
         0.1 s). ``deadline``: seconds from one command to the next before the watchdog holds (default 2 control
@@ -199,7 +202,9 @@ class RosEnv(gym.Env):
             sub(PoseStamped, topic, lambda m, b=buf: self._add(b, m, convert.pose_arrays(m)[0]), qos_profile_sensor_data)
         for c, buf in self._images.items():
             sub(Image, f"/{c}_camera/image", lambda m, b=buf: self._add(b, m, convert.image_array(m)), qos_profile_sensor_data)
-        self._reset = node.create_client(Trigger, f"{twin}/reset" if twin else self.link.home_service)
+        self._reset = (node.create_client(convert.Reset, f"{twin}/reset") if twin
+                       else node.create_client(Trigger, self.link.home_service))
+        self._judgement = node.create_publisher(convert.Judgement, "~/judgement", COMMAND_QOS)
         self.topics = {**self.link.topics, **self._points, **{f"/{c}_camera/image": b for c, b in self._images.items()}}
         self.holds: list[tuple[float, str]] = []  # (steady time, reason) of every hold the watchdog commanded
         self.silent: str | None = None  # why observations are stale, while they are
@@ -270,8 +275,10 @@ class RosEnv(gym.Env):
                 raise ObservationLost(f"service {self._reset.srv_name} not available after {self.startup_timeout} s: "
                                       "start the twin (or the device node) first")
         self._stepping = False
-        result = self._call(self._reset, self.startup_timeout)  # a robot's reset (homing) takes seconds
-        stamp = int(result.message.split("stamp_ns=")[1].split()[0]) if "stamp_ns=" in result.message else 0
+        twin = self._reset.srv_type is convert.Reset
+        request = convert.Reset.Request(seed=-1 if seed is None else seed) if twin else Trigger.Request()
+        result = self._call(self._reset, request, self.startup_timeout)  # a robot's reset (homing) takes seconds
+        stamp = convert.from_time(result.stamp) if twin else 0  # where the twin's new episode starts
         self.state = self._reading_after(stamp - 1)
         self.link.begin(self.state)
         self._steps = 0
@@ -280,8 +287,8 @@ class RosEnv(gym.Env):
         self.processor.reset()
         return self._observe(objects, self.goals), {"success": False, "cost": 0.0, "violations": ()}
 
-    def _call(self, client, timeout: float):
-        future = client.call_async(Trigger.Request())
+    def _call(self, client, request, timeout: float):
+        future = client.call_async(request)
         end = time.monotonic() + timeout
         while not future.done():
             self._check_stop()
@@ -303,11 +310,13 @@ class RosEnv(gym.Env):
         self._steps += 1
         objects, goals = self._points_at(self.state.stamp_ns)
         j = self.task.judge(self.state, objects, goals, action, report)
+        reward = j.reward(self.config.reward)
+        self._judgement.publish(convert.judgement_msg(self.state.stamp_ns, reward, j.success, j.failed, j.costs, "task"))
         terminated = j.failed or (j.success and self.config.terminate_on_success)
         truncated = self._steps >= self.max_episode_steps
         info = {"success": j.success, "cost": report.cost, "costs": j.costs, "violations": report.violations, **j.info}
         self._stepping = not (terminated or truncated)  # between episodes nobody is late
-        return self._observe(objects, goals), j.reward(self.config.reward), bool(terminated), bool(truncated), info
+        return self._observe(objects, goals), reward, bool(terminated), bool(truncated), info
 
     def _points_at(self, t: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(objects, goals) at the reading stamp ``t``, by name."""

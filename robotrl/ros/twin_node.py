@@ -3,10 +3,11 @@ device nodes a robot runs (robotrl.ros.devices), so a graph cannot tell them apa
 
 On top of the device topics it serves what a lab would get elsewhere: ``/clock`` (sim time, for
 ``use_sim_time``), ``/objects/<name>/pose`` (ground truth, as from motion capture), ``/goals/<name>/pose`` (the
-episode's goals, which the twin samples at reset; on a robot whatever sets goals publishes them), ``~/reset`` (a
-new episode) and, for testing watchdogs, ``~/cameras`` (std_srvs/SetBool: a camera dropout on demand). Objects
-and goals go out at every state tick with the devices' stamp. The actor judges the task itself (RosEnv), from
-the same topics.
+episode's goals, which the twin samples at reset; on a robot whatever sets goals publishes them), ``~/reset``
+(robotrl_interfaces/Reset: a new episode, with the seed asked for or the twin's next; the reply carries the seed
+and the capture stamp of the episode's first reading) and, for testing watchdogs, ``~/cameras``
+(std_srvs/SetBool: a camera dropout on demand). Objects and goals go out at every state tick with the devices'
+stamp. The actor judges the task itself (RosEnv), from the same topics.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
-from std_srvs.srv import SetBool, Trigger
+from std_srvs.srv import SetBool
 
 from robotrl.envs.base import IDENTITY
 from robotrl.ros import convert
@@ -49,14 +50,16 @@ class TwinNode(Node):
         task = self.env.task
         self._points = {(kind, name): self.create_publisher(PoseStamped, f"/{kind}/{name}/pose", qos_profile_sensor_data)
                         for kind, names in (("objects", task.objects), ("goals", task.goals)) for name in names}
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(convert.Reset, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/cameras", self._on_cameras)
         self.cameras_on = True
         self._dt, self._camera_every = 1.0 / rate_hz, max(1, round(rate_hz / camera_hz))
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._reset_done: threading.Event | None = None  # a reset the physics thread is asked to do
+        self._reset_seed = -1  # the seed that reset is asked for (-1: the twin's next)
         self._reset_stamp = 0
+        self.episode_seed = seed  # the seed of the episode running now
 
     @property
     def nodes(self) -> list[Node]:
@@ -116,22 +119,25 @@ class TwinNode(Node):
         self.get_logger().warning(response.message)
         return response
 
-    def _on_reset(self, _request, response):
+    def _on_reset(self, request, response):
         # Done by the physics thread: a reset renders the first observation, and the GL context is that thread's.
+        self._reset_seed = int(request.seed)
         done = self._reset_done = threading.Event()
         if self._thread is None or not done.wait(timeout=10.0):
             response.success, response.message = False, "the twin's physics loop is not running"
             return response
-        response.success, response.message = True, f"stamp_ns={self._reset_stamp} seed={self.seed + self.episode}"
+        response.success, response.message = True, f"episode {self.episode}"
+        response.stamp, response.seed = convert.to_time(self._reset_stamp), self.episode_seed
         return response
 
     def _reset(self) -> None:
         self.episode += 1
-        self._reset_env(self.seed + self.episode)
+        self._reset_env(self._reset_seed if self._reset_seed >= 0 else self.seed + self.episode)
         done, self._reset_done = self._reset_done, None
         done.set()
 
     def _reset_env(self, seed: int) -> None:
+        self.episode_seed = seed
         with self.lock:
             now = self.env.world.data.time
             self.env.reset(seed=seed)
