@@ -50,9 +50,10 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
     return out
 
 
-def _describe(err: dict) -> str:
-    key = ".".join(str(part) for part in err["loc"]) or "<root>"
-    msg = err["msg"]
+def describe_error(err: dict, prefix: str = "") -> str:
+    """One pydantic error as "key '<prefix><path>': <what is wrong> (got <value>)"."""
+    key = prefix + ".".join(str(part) for part in err["loc"]) if err["loc"] else prefix.rstrip(".") or "<root>"
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
     return f"key '{key}': {msg} (got {err.get('input')!r})"
@@ -96,7 +97,7 @@ def load_config(model: type[M], *sources: str | Path | Mapping[str, Any] | None)
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             src = next((origin[k] for k in _prefixes(key) if k in origin), "config")
-            lines.append(f"{src}: {_describe(err)}")
+            lines.append(f"{src}: {describe_error(err)}")
         raise ConfigError(f"invalid {model.__name__}: " + "; ".join(lines)) from None  # one line: CLI errors are one line
 
 

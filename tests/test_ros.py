@@ -29,6 +29,7 @@ from robotrl.tasks.experts import make_expert  # noqa: E402
 from robotrl.ros import convert  # noqa: E402
 from robotrl.ros.devices import COMMAND_QOS  # noqa: E402
 from robotrl.ros.graph import NodeSpec, load_graph, node_command, params_yaml  # noqa: E402
+from robotrl.ros.params import NODE_PARAMS, from_ros  # noqa: E402
 from robotrl.ros.nodes import split_node_name  # noqa: E402
 from robotrl.ros.ros_env import ObservationLost, RosEnv, Stopped  # noqa: E402
 from robotrl.ros.topic_reader import TopicReader  # noqa: E402
@@ -142,7 +143,7 @@ def test_expert_picks_through_ros_and_a_silent_camera_makes_the_actor_hold(ros, 
     (its ~/cameras fault switch) and the actor commands hold within two control periods."""
     from std_srvs.srv import SetBool
 
-    start_twin(PICK, task_kwargs='{"observation": {"cameras": ["front"], "image_size": 48}}', camera_hz=20.0)
+    start_twin(PICK, task_kwargs={"observation": {"cameras": ["front"], "image_size": 48}}, camera_hz=20.0)
     executor, thread = ros
     actor = rclpy.create_node("actor")
     executor.add_node(actor)
@@ -283,12 +284,13 @@ def test_the_launch_files_start_the_graph_nodes_with_their_parameters(launch_fil
     assert len(made) == len(described)
     for node, (name, spec) in zip(made, described.items()):
         assert node["package"] == "robotrl_bringup" and node["executable"] == "robotrl_node"
-        assert node["arguments"] == [spec.kind] and node["parameters"] == [spec.parameters] and node["name"] == name
+        assert node["arguments"] == [spec.kind] and node["parameters"] == [spec.ros_parameters()] and node["name"] == name
+        assert NODE_PARAMS[spec.kind].model_validate(spec.parameters) == from_ros(spec.kind, spec.ros_parameters())
         # `robotrl launch` starts the same node: same kind, name (as launch_ros passes it) and parameters.
         cmd = node_command(name, spec, tmp_path / "p.yaml")
         assert cmd[cmd.index("robotrl.ros.nodes") + 1] == spec.kind
         assert cmd[cmd.index("--ros-args"):].count(f"__node:={name}") == 1
-        assert __import__("yaml").safe_load(params_yaml(name, spec)) == {name: {"ros__parameters": spec.parameters}}
+        assert __import__("yaml").safe_load(params_yaml(name, spec)) == {name: {"ros__parameters": spec.ros_parameters()}}
     setup = (ROS_WS / "src/robotrl_bringup/setup.py").read_text()
     assert '"robotrl_node = robotrl.ros.nodes:main"' in setup
 
@@ -302,11 +304,23 @@ def test_a_node_process_takes_its_name_out_of_the_process_wide_remaps():
     assert split_node_name("twin", []) == ("twin", [])
 
 
-def test_a_graph_with_a_bad_parameter_names_it(tmp_path):
+@pytest.mark.parametrize("node, parameters, key", [
+    ("twin", "{task: robotrl/ArmPickCube-v0, speed: fast}", "speed"),  # ran on for 20 s until killed, once
+    ("actor", "{polcy: scripted, store: s.zarr}", "polcy"),
+    ("actor", "{task: robotrl/ArmPickCube-v0, task_kwargs: {control_hz: -1}, store: s.zarr}", "task_kwargs"),
+    ("actor", "{policy: learn, run: r, learner: {utd: zero}}", "utd"),
+    ("camera", "{driver: kinect}", "driver"),
+])
+def test_robotrl_launch_of_a_graph_with_a_bad_parameter_names_file_node_and_key_and_spawns_nothing(tmp_path, node, parameters, key):
+    store = tmp_path / "store.zarr"  # the actor would create it on start
     bad = tmp_path / "bad.yaml"
-    bad.write_text("nodes:\n  actor:\n    kind: actor\n    parameters: {polcy: scripted}\n")
-    with pytest.raises(Exception, match=r"bad.yaml.*polcy.*allowed"):
-        load_graph(bad)
+    bad.write_text(f"nodes:\n  {node}:\n    kind: {node}\n    parameters: {parameters}\n"
+                   f"  other:\n    kind: actor\n    parameters: {{store: {store}}}\n")
+    res = subprocess.run([sys.executable, "-m", "robotrl.cli", "launch", str(bad), "--timeout", "30"], capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert str(bad) in res.stderr and f"node '{node}'" in res.stderr and key in res.stderr, res.stderr
+    assert "robotrl launch:" not in res.stdout and not store.exists()  # nothing was started
 
 
 def test_the_quadrotor_hovers_through_ros(ros):
@@ -673,3 +687,34 @@ rclpy.shutdown()
 assert "mujoco" not in sys.modules, "mujoco imported"
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_device_nodes_limits_are_the_robot_configs(ros):
+    """The twin's arm node rejects targets outside the robot config's workspace (the box the arm task's filter
+    defaults to) and its quad node rates beyond the airframe's; the hardware graph's arm node and its actor's task
+    name the same robot config."""
+    from robotrl.robots import ArmParams, QuadParams
+
+    arm_twin, quad_twin = TwinNode(PICK, name="twin_arm"), TwinNode("robotrl/QuadHover-v0", name="twin_quad")
+    try:
+        panda, crazyflie = ArmParams.load("panda"), QuadParams.load("crazyflie")
+        np.testing.assert_array_equal(np.stack(arm_twin.arm_node.workspace), np.stack(panda.workspace))
+        task_filter = arm_twin.env.task.safety_filter()
+        np.testing.assert_array_equal(np.stack(arm_twin.arm_node.workspace), np.stack([task_filter._lo, task_filter._hi]))
+        assert quad_twin.devices[0].max_body_rate == crazyflie.max_body_rate
+        hardware = load_graph(HARDWARE_GRAPH).nodes
+        actor = hardware["actor"].validated()
+        from robotrl.tasks import make_task
+
+        assert hardware["arm"].validated().robot == make_task(actor.task, **actor.task_kwargs).config.robot
+    finally:
+        for twin in (arm_twin, quad_twin):
+            twin.env.close()
+            for node in twin.nodes:
+                node.destroy_node()
+
+
+def test_a_node_started_by_hand_with_a_bad_parameter_stops_naming_it():
+    res = subprocess.run([sys.executable, "-m", "robotrl.ros.nodes", "twin", "--ros-args", "-p", "speed:=fast"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "twin node twin" in res.stderr and "parameter speed" in res.stderr, res.stderr

@@ -81,3 +81,34 @@ def test_experts_read_the_task_and_robot_config():
     np.testing.assert_allclose(expert.act(obs)[0], task.neutral_action()[0], atol=1e-6)
     with pytest.raises(ValueError, match="no scripted expert"):
         make_expert(object())
+
+
+def test_every_limit_has_one_definition_and_the_chain_scale_limit_capability_holds():
+    """Each shipped task's limits are checked against its robot when it is built: its safety box lies in the robot's
+    workspace (and is the workspace when the task names none), its action scale is within its safety limit, and
+    that within what the robot can do. A config that breaks the chain fails naming both keys."""
+    from robotrl.config import ConfigError
+    from robotrl.robots import ArmParams, QuadParams
+
+    for env_id in TASKS:
+        task = make_task(env_id)
+        if task.robot_kind == "arm":
+            robot = ArmParams.load(task.config.robot)
+            lo, hi = np.array(task.safety.box_min), np.array(task.safety.box_max)
+            assert np.all(lo >= robot.workspace[0]) and np.all(hi <= robot.workspace[1])
+            assert task.config.action_scale * task.config.control_hz <= task.config.safety.max_speed <= robot.max_ee_speed
+        else:
+            robot = QuadParams.load(task.config.robot)
+            assert task.config.max_body_rate <= task.config.safety.max_body_rate <= robot.max_body_rate
+    pick = make_task("robotrl/ArmPickCube-v0")
+    assert pick.safety.box_min == ArmParams.load("panda").workspace_min  # no second copy of the box in the task YAML
+    with pytest.raises(ConfigError, match=r"safety.max_body_rate.*crazyflie's max_body_rate"):
+        make_task("robotrl/QuadHover-v0", safety={"max_body_rate": 12.0})
+    with pytest.raises(ConfigError, match=r"'max_body_rate'.*'safety.max_body_rate'"):
+        make_task("robotrl/QuadHover-v0", max_body_rate=7.0)
+    with pytest.raises(ConfigError, match=r"safety.box_max.*outside robot panda's workspace"):
+        make_task("robotrl/ArmReach-v0", safety={"box_min": [0.3, -0.3, 0.0], "box_max": [0.9, 0.3, 0.4]})
+    with pytest.raises(ConfigError, match=r"action_scale.*safety.max_speed"):
+        make_task("robotrl/ArmReach-v0", action_scale=0.1)
+    with pytest.raises(ConfigError, match=r"safety.max_speed.*max_ee_speed"):
+        make_task("robotrl/ArmReach-v0", safety={"max_speed": 1.5})

@@ -4,8 +4,11 @@ install: pip rclpy) or by ``ros2 launch robotrl_bringup sim.launch.py`` (ros_ws/
     nodes:
       <node name>:
         kind: twin | camera | arm | quad | actor | learner   (robotrl.ros.nodes)
-        parameters: {...}                   ROS parameters of that kind
+        parameters: {...}                   that kind's parameters (robotrl.ros.params), mappings as YAML
         until_exit: true                    the graph stops when this node exits (e.g. an actor with N episodes)
+
+Loading a graph validates every node's parameters (types, ranges, the task config, the learner config): a bad one
+fails naming the file, the node and the key, before any process is spawned.
 """
 
 from __future__ import annotations
@@ -17,26 +20,26 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import model_validator
+from pydantic import ValidationError
 
-from robotrl.config import StrictModel, config_path, load_config
-from robotrl.ros.nodes import PARAMETERS
+from robotrl.config import ConfigError, StrictModel, config_path, describe_error, load_config
+from robotrl.ros.params import NODE_PARAMS, NodeKind, NodeParams, to_ros
 
 
 class NodeSpec(StrictModel):
-    kind: Literal["twin", "camera", "arm", "quad", "actor", "learner"]
+    kind: NodeKind
     parameters: dict[str, Any] = {}
     until_exit: bool = False
 
-    @model_validator(mode="after")
-    def _known_parameters(self) -> "NodeSpec":
-        unknown = sorted(set(self.parameters) - set(PARAMETERS[self.kind]))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for a {self.kind} node; allowed: {sorted(PARAMETERS[self.kind])}")
-        return self
+    def validated(self) -> NodeParams:
+        return NODE_PARAMS[self.kind].model_validate(self.parameters)
+
+    def ros_parameters(self) -> dict[str, Any]:
+        """The validated parameters as ROS parameter values (mappings as YAML text)."""
+        return to_ros(self.validated())
 
 
 class Graph(StrictModel):
@@ -48,13 +51,22 @@ def graph_path(name_or_path: str | Path) -> Path:
 
 
 def load_graph(name_or_path: str | Path) -> Graph:
-    return load_config(Graph, graph_path(name_or_path))
+    """The graph, every node's parameters validated: errors name the file, the node and the key."""
+    path = graph_path(name_or_path)
+    graph = load_config(Graph, path)
+    for name, spec in graph.nodes.items():
+        try:
+            spec.validated()
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: node '{name}' ({spec.kind}): "
+                              + "; ".join(describe_error(err, "parameters.") for err in exc.errors())) from None
+    return graph
 
 
 def launch_entries(graph: Graph) -> list[dict[str, Any]]:
     """What a ROS launch file needs per node (ros_ws/src/robotrl_bringup/launch/*.launch.py): the executable's
     arguments, the node name and its parameters."""
-    return [{"name": name, "arguments": [spec.kind], "parameters": dict(spec.parameters)} for name, spec in graph.nodes.items()]
+    return [{"name": name, "arguments": [spec.kind], "parameters": spec.ros_parameters()} for name, spec in graph.nodes.items()]
 
 
 def node_command(name: str, spec: NodeSpec, params_file: Path) -> list[str]:
@@ -65,7 +77,7 @@ def node_command(name: str, spec: NodeSpec, params_file: Path) -> list[str]:
 
 
 def params_yaml(name: str, spec: NodeSpec) -> str:
-    return yaml.safe_dump({name: {"ros__parameters": spec.parameters}})
+    return yaml.safe_dump({name: {"ros__parameters": spec.ros_parameters()}})
 
 
 def launch(graph: Graph, timeout: float | None = None, env: dict[str, str] | None = None) -> int:

@@ -9,9 +9,10 @@
              ``algo`` (sac, bc) with ``learner`` overrides and optional ``demos``
     learner  trains from the actor's store and publishes weight versions (``~/weights_version``)
 
-Parameters are ROS parameters, declared with types and defaults (``ros2 param list`` shows them); a graph
-file (configs/graphs/*.yaml) or a ROS launch file sets them. ``task_kwargs`` and ``learner`` are JSON strings,
-because ROS parameters have no dict type. ``max_obs_age`` 0 means 1.5 control periods. With ``teleop`` the
+Parameters are ROS parameters (``ros2 param list`` shows them), validated by the node kind's model in
+robotrl.ros.params, the same that validates a graph file (configs/graphs/*.yaml) before anything starts;
+mappings and lists (``task_kwargs``, ``learner``, ``joint_names``) travel as YAML text, because ROS parameters
+have no dict type. ``max_obs_age`` 0 means 1.5 control periods. With ``teleop`` the
 actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps are flagged in the store.
 
 A node is named as in any ROS launch file, ``--ros-args -r __node:=<name>`` (default: the kind); that name goes
@@ -23,44 +24,44 @@ learner with a checkpoint), its executor thread is joined, its nodes are destroy
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import robotrl  # noqa: F401  first: registers the tasks, selects headless GL
 
 import rclpy
+from pydantic import ValidationError
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Int64
 
+from robotrl.config import describe_error
+from robotrl.ros.params import NODE_PARAMS, NodeParams, from_ros, to_ros
+
 STOPPING = threading.Event()  # set by SIGINT / SIGTERM: every node process's main loop ends when it is set
 
-PARAMETERS: dict[str, dict[str, Any]] = {
-    "twin": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "speed": 1.0, "seed": 0, "rate_hz": 100.0, "camera_hz": 10.0},
-    "actor": {"task": "robotrl/ArmPickCube-v0", "task_kwargs": "{}", "policy": "scripted", "episodes": 0, "store": "",
-              "run": "", "algo": "sac", "learner": "{}", "demos": "", "seed": 0, "random_steps": 0, "twin": "/twin", "max_obs_age": 0.0,
-              "teleop": True, "checkpoint": "best"},
-    "learner": {"run": "", "wait_s": 120.0},
-    "camera": {"driver": "realsense", "camera": "front", "serial": "", "source": "0", "width": 640, "height": 480,
-               "fps": 30, "depth": False},
-    "arm": {"interface": "forward", "controller": "", "joint_names": "", "gripper_joint": "gripper",
-            "gripper_range": [0.0, 1.0], "gripper_topic": "/gripper_controller/commands", "rate_hz": 100.0,
-            "workspace_min": [0.25, -0.35, 0.005], "workspace_max": [0.75, 0.35, 0.45]},
-    "quad": {"connection": "udpin:0.0.0.0:14540", "flavour": "px4", "robot": "crazyflie", "rate_hz": 50.0},
-}
-
-
-def declared(node: Node, kind: str) -> dict[str, Any]:
-    """Declare ``kind``'s parameters (typed by their defaults) and return their values."""
-    for name, default in PARAMETERS[kind].items():
-        node.declare_parameter(name, default)
-    return {name: node.get_parameter(name).value for name in PARAMETERS[kind]}
+def declared(node: Node, kind: str) -> NodeParams:
+    """Declare ``kind``'s parameters on ``node`` (``ros2 param list`` shows them) and return them validated by the
+    kind's model (robotrl.ros.params), the one that validated the graph file; a bad value stops the process with
+    the node, the key and the rule."""
+    model = NODE_PARAMS[kind]
+    defaults = {k: v for k, v in to_ros(model.model_construct()).items() if k in model.model_fields
+                and not model.model_fields[k].is_required()}
+    dynamic = ParameterDescriptor(dynamic_typing=True)  # the model checks types, with better messages than rcl
+    values = {}
+    for name in model.model_fields:
+        value = node.declare_parameter(name, defaults.get(name), dynamic).value
+        if value is not None:
+            values[name] = value
+    try:
+        return from_ros(kind, values)
+    except ValidationError as exc:
+        raise SystemExit(f"{kind} node {node.get_name()}: " + "; ".join(describe_error(e, "parameter ") for e in exc.errors())) from None
 
 
 def split_node_name(kind: str, args: list[str]) -> tuple[str, list[str]]:
@@ -88,7 +89,7 @@ def split_node_name(kind: str, args: list[str]) -> tuple[str, list[str]]:
     return name, rest
 
 
-def parameters_before_node(name: str, kind: str) -> dict[str, Any]:
+def parameters_before_node(name: str, kind: str) -> NodeParams:
     """The parameters of a process whose node needs them to be built: read through a short-lived node of the
     same name (so the params file applies to it), destroyed before the real one exists."""
     probe = Node(name)
@@ -140,12 +141,12 @@ def twin_main(name: str) -> None:
     from robotrl.ros.twin_node import TwinNode
 
     p = parameters_before_node(name, "twin")
-    twin = TwinNode(p["task"], json.loads(p["task_kwargs"]), p["speed"], p["seed"], p["rate_hz"], p["camera_hz"], name=name)
+    twin = TwinNode(p.task, p.task_kwargs, p.speed, p.seed, p.rate_hz, p.camera_hz, name=name)
     declared(twin, "twin")  # visible to `ros2 param list` on the serving node
     executor = spin_in_background(*twin.nodes)
     try:
         twin.start()
-        twin.get_logger().info(f"serving {p['task']} at {p['speed']}x real time")
+        twin.get_logger().info(f"serving {p.task} at {p.speed}x real time")
         _wait_for_shutdown()
     finally:
         executor.shutdown()  # first: a reset being served waits for the physics thread
@@ -157,35 +158,32 @@ def camera_main(name: str) -> None:
     from robotrl.ros.devices import CameraNode
 
     p = parameters_before_node(name, "camera")
-    if p["driver"] == "realsense":
+    if p.driver == "realsense":
         from robotrl.hardware.realsense import RealSenseCamera
 
-        camera = RealSenseCamera(p["serial"] or None, width=p["width"], height=p["height"], fps=p["fps"], depth=p["depth"], name=p["camera"])
-    elif p["driver"] == "opencv":
+        camera = RealSenseCamera(p.serial or None, width=p.width, height=p.height, fps=p.fps, depth=p.depth, name=p.camera)
+    else:  # opencv: the parameter model allows nothing else
         from robotrl.hardware.opencv_camera import OpenCVCamera
 
-        source = int(p["source"]) if p["source"].isdigit() else p["source"]
-        camera = OpenCVCamera(source, width=p["width"], height=p["height"], fps=p["fps"], name=p["camera"])
-    else:
-        raise SystemExit(f"camera node {name}: parameter 'driver' must be realsense or opencv, not {p['driver']!r}")
-    node = CameraNode(camera, name=name, rate_hz=p["fps"])
+        source = int(p.source) if p.source.isdigit() else p.source
+        camera = OpenCVCamera(source, width=p.width, height=p.height, fps=p.fps, name=p.camera)
+    node = CameraNode(camera, name=name, rate_hz=p.fps)
     declared(node, "camera")
     spin_in_background(node)
     _wait_for_shutdown()  # then destroying the node (rclpy.try_shutdown) stops its capture thread, which closes the camera
 
 
 def arm_main(name: str) -> None:
-    import numpy as np
-
     from robotrl.hardware.ros2_control_arm import Ros2ControlArm
+    from robotrl.robots import ArmParams
     from robotrl.ros.devices import ArmNode
 
     p = parameters_before_node(name, "arm")
     client = Node(f"{name}_ros2_control")  # the driver's subscriptions live on their own node, spun with ArmNode's
-    arm = Ros2ControlArm(client, joint_names=[j.strip() for j in p["joint_names"].split(",")] if p["joint_names"] else None,
-                         interface=p["interface"], controller=p["controller"] or None, gripper_joint=p["gripper_joint"] or None,
-                         gripper_range=tuple(p["gripper_range"]), gripper_topic=p["gripper_topic"] or None)
-    node = ArmNode(arm, name=name, rate_hz=p["rate_hz"], workspace=(np.array(p["workspace_min"]), np.array(p["workspace_max"])))
+    arm = Ros2ControlArm(client, joint_names=p.joint_names or None,
+                         interface=p.interface, controller=p.controller or None, gripper_joint=p.gripper_joint or None,
+                         gripper_range=tuple(p.gripper_range), gripper_topic=p.gripper_topic or None)
+    node = ArmNode(arm, name=name, rate_hz=p.rate_hz, workspace=ArmParams.load(p.robot).workspace)
     declared(node, "arm")
     spin_in_background(node, client)
     _wait_for_shutdown()
@@ -197,9 +195,9 @@ def quad_main(name: str) -> None:
     from robotrl.robots import QuadParams
 
     p = parameters_before_node(name, "quad")
-    params = QuadParams.load(p["robot"])
-    quad = MavlinkQuadrotor(p["connection"], mass=params.mass, max_thrust_n=params.max_thrust, flavour=p["flavour"])
-    node = QuadNode(quad, name=name, rate_hz=p["rate_hz"], max_thrust=params.max_thrust, max_body_rate=params.max_body_rate)
+    params = QuadParams.load(p.robot)
+    quad = MavlinkQuadrotor(p.connection, mass=params.mass, max_thrust_n=params.max_thrust, flavour=p.flavour)
+    node = QuadNode(quad, name=name, rate_hz=p.rate_hz, max_thrust=params.max_thrust, max_body_rate=params.max_body_rate)
     declared(node, "quad")
     executor = spin_in_background(node)
     try:
@@ -223,37 +221,33 @@ def actor_main(name: str) -> None:
     node = Node(name)
     p = declared(node, "actor")
     executor = spin_in_background(node)
-    env = RosEnv(node, p["task"], json.loads(p["task_kwargs"]), twin=p["twin"], max_obs_age=p["max_obs_age"], stop=STOPPING)
-    if p["teleop"]:
+    env = RosEnv(node, p.task, p.task_kwargs, twin=p.twin, max_obs_age=p.max_obs_age, stop=STOPPING)
+    if p.teleop:
         from robotrl.interventions import InterventionWrapper
         from robotrl.ros.teleop import RosTeleop
 
         env = InterventionWrapper(env, RosTeleop(node, env.action_space.shape[0]))
-    transport, run = None, Path(p["run"]) if p["run"] else None
-    if p["policy"] == "scripted":
+    transport, run = None, Path(p.run) if p.run else None
+    if p.policy == "scripted":
         policy = make_expert(env)
-    elif p["policy"] == "learn":  # act for a learner node: fresh weights now, the learner's as they come
-        if run is None:
-            raise SystemExit("actor: policy 'learn' needs the 'run' parameter (the learner's run folder)")
-        cfg = RunConfig(env=p["task"], env_kwargs=json.loads(p["task_kwargs"]), algo=p["algo"],
-                        learner=json.loads(p["learner"]), demos=p["demos"] or None, seed=p["seed"])
+    elif p.policy == "learn":  # act for a learner node (in ``run``): fresh weights now, the learner's as they come
+        cfg = RunConfig(env=p.task, env_kwargs=p.task_kwargs, algo=p.algo,
+                        learner=p.learner, demos=p.demos or None, seed=p.seed)
         save_run(cfg, run)
         policy = make_algorithm(cfg.algo, env.observation_space, env.action_space, cfg.learner, cfg.seed).policy
         transport = FileWeights(run / "weights")
     else:  # a run folder (any learner): its best.pt (else checkpoint.pt) or, with checkpoint "last", checkpoint.pt
-        node.get_logger().info(f"policy: {describe_checkpoint(checkpoint_path(p['policy'], p['checkpoint']))}")
+        node.get_logger().info(f"policy: {describe_checkpoint(checkpoint_path(p.policy, p.checkpoint))}")
         # The spaces are RosEnv's: no twin is built to load a policy. Deployed, it acts on its mode, as `robotrl
         # eval` measured it; exploration noise belongs to "learn".
-        policy = Deterministic(load_algorithm(p["policy"], p["checkpoint"], env.observation_space, env.action_space)[0].policy)
-    store_path = Path(p["store"]) if p["store"] else (run / "episodes.zarr" if run else None)
-    if store_path is None:
-        raise SystemExit("actor: set 'store' (an episode store path) or 'run'")
+        policy = Deterministic(load_algorithm(p.policy, p.checkpoint, env.observation_space, env.action_space)[0].policy)
+    store_path = Path(p.store) if p.store else run / "episodes.zarr"  # the parameter model asks for one of them
     store = EpisodeStore(store_path, mode="a")
     try:
-        actor = Actor(env, policy, store, p["task"], transport, random_steps=p["random_steps"], poll_every=10, seed=p["seed"])
+        actor = Actor(env, policy, store, p.task, transport, random_steps=p.random_steps, poll_every=10, seed=p.seed)
         versions = node.create_publisher(Int64, "~/weights_version", 10)
-        node.get_logger().info(f"acting on {p['task']} with policy {p['policy']!r}, episodes into {store_path}")
-        while not STOPPING.is_set() and (p["episodes"] <= 0 or actor.episodes < p["episodes"]):
+        node.get_logger().info(f"acting on {p.task} with policy {p.policy!r}, episodes into {store_path}")
+        while not STOPPING.is_set() and (p.episodes <= 0 or actor.episodes < p.episodes):
             try:
                 done = actor.step()
             except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
@@ -298,13 +292,13 @@ def learner_main(name: str) -> None:
     node = Node(name)
     p = declared(node, "learner")
     spin_in_background(node)
-    run = Path(p["run"])
-    deadline = time.monotonic() + p["wait_s"]
+    run = Path(p.run)
+    deadline = time.monotonic() + p.wait_s
     while not ((run / "run.yaml").exists() and (run / "episodes.zarr").exists()):  # the actor creates both
         if STOPPING.is_set():
             return
         if time.monotonic() > deadline:
-            raise SystemExit(f"learner: no {run}/run.yaml and episodes.zarr after {p['wait_s']} s; is the actor running with run={run}?")
+            raise SystemExit(f"learner: no {run}/run.yaml and episodes.zarr after {p.wait_s} s; is the actor running with run={run}?")
         time.sleep(0.2)
     _flush_denormals()
     env, _, learner, store = _setup(load_run(run), run, writer=False)

@@ -1,0 +1,130 @@
+"""Node parameters: one strict config model per node kind, the same validation wherever a graph starts.
+
+A graph file (configs/graphs/*.yaml) is validated whole when it is loaded -- by ``robotrl launch`` and by the ROS
+launch files, before any node process is spawned -- and each node process validates its parameters again with the
+same model (a node started by hand with ``--ros-args -p`` gets the same errors). Mappings and lists (``task_kwargs``,
+``learner``, ``joint_names``) are YAML in the graph; since ROS parameters have no dict type they travel to the
+process as YAML text in a string parameter (:func:`to_ros` / :func:`from_ros`). No rclpy here: validating a graph
+needs no ROS.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from robotrl.config import StrictModel
+
+
+class NodeParams(StrictModel):
+    """Base of every node kind's parameters."""
+
+
+class _TaskParams(NodeParams):
+    task: str = "robotrl/ArmPickCube-v0"
+    task_kwargs: dict[str, Any] = {}  # task config overrides (configs/tasks keys), as for gym.make
+
+    @field_validator("task_kwargs")
+    @classmethod
+    def _task_validates(cls, kwargs: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from robotrl.tasks import make_task
+
+        if "task" in info.data:  # else the task id itself failed, and says so
+            make_task(info.data["task"], **kwargs)  # a bad task id or config key fails here, naming it
+        return kwargs
+
+
+class TwinParams(_TaskParams):
+    speed: float = Field(1.0, ge=0)  # sim seconds per wall second; 0: as fast as the CPU allows
+    seed: int = 0
+    rate_hz: float = Field(100.0, gt=0)  # state topics per sim second
+    camera_hz: float = Field(10.0, gt=0)
+
+
+class ActorParams(_TaskParams):
+    policy: str = "scripted"  # scripted | learn | a run folder
+    episodes: int = Field(0, ge=0)  # 0: until stopped
+    store: str = ""  # episode store path (default: <run>/episodes.zarr)
+    run: str = ""  # the learner's run folder (policy "learn")
+    algo: str = "sac"  # the learner (configs/learners/<algo>.yaml) with policy "learn"
+    learner: dict[str, Any] = {}  # overrides of that learner config
+    demos: str = ""
+    seed: int = 0
+    random_steps: int = Field(0, ge=0)
+    twin: str = "/twin"  # the twin node ("" on hardware)
+    max_obs_age: float = Field(0.0, ge=0)  # s; 0: 1.5 control periods
+    teleop: bool = True
+    checkpoint: Literal["best", "last"] = "best"
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.policy == "learn":
+            from robotrl.learners import load_learner_config
+
+            if not self.run:
+                raise ValueError("policy 'learn' needs 'run' (the learner's run folder)")
+            load_learner_config(self.algo, self.learner)
+        if not (self.store or self.run):
+            raise ValueError("set 'store' (an episode store path) or 'run'")
+        return self
+
+
+class LearnerParams(NodeParams):
+    run: str = Field(min_length=1)  # the actor's run folder
+    wait_s: float = Field(120.0, gt=0)  # how long to wait for the actor's run.yaml and store
+
+
+class CameraParams(NodeParams):
+    driver: Literal["realsense", "opencv"] = "realsense"
+    camera: str = "front"  # publishes /<camera>_camera/image
+    serial: str = ""  # RealSense serial ("" with one camera)
+    source: str = "0"  # OpenCV device index, file or stream URL
+    width: int = Field(640, gt=0)
+    height: int = Field(480, gt=0)
+    fps: int = Field(30, gt=0)
+    depth: bool = False
+
+
+class ArmNodeParams(NodeParams):
+    robot: str = "panda"  # configs/robots/<robot>.yaml: the workspace outside which targets are rejected
+    interface: Literal["forward", "trajectory"] = "forward"
+    controller: str = ""
+    joint_names: list[str] = []  # [] : the controller's
+    gripper_joint: str = "gripper"
+    gripper_range: tuple[float, float] = (0.0, 1.0)  # joint position closed, open
+    gripper_topic: str = "/gripper_controller/commands"
+    rate_hz: float = Field(100.0, gt=0)
+
+
+class QuadNodeParams(NodeParams):
+    connection: str = "udpin:0.0.0.0:14540"
+    flavour: Literal["px4", "ardupilot"] = "px4"
+    robot: str = "crazyflie"  # configs/robots/<robot>.yaml: mass, thrust and the rates the node accepts
+    rate_hz: float = Field(50.0, gt=0)
+
+
+NODE_PARAMS: dict[str, type[NodeParams]] = {
+    "twin": TwinParams, "actor": ActorParams, "learner": LearnerParams, "camera": CameraParams, "arm": ArmNodeParams,
+    "quad": QuadNodeParams,
+}
+NodeKind = Literal["twin", "camera", "arm", "quad", "actor", "learner"]
+
+
+def to_ros(params: NodeParams) -> dict[str, Any]:
+    """ROS parameter values: scalars as they are, mappings and lists as YAML text."""
+    return {k: yaml.safe_dump(v, default_flow_style=True).strip() if isinstance(v, (dict, list, tuple)) else v
+            for k, v in params.model_dump().items()}
+
+
+def from_ros(kind: str, values: dict[str, Any]) -> NodeParams:
+    """A node's parameters from its ROS values (YAML text back into mappings and lists), validated."""
+    model = NODE_PARAMS[kind]
+    structured = {k for k, f in model.model_fields.items() if _is_structured(f.annotation)}
+    parsed = {k: yaml.safe_load(v) if k in structured and isinstance(v, str) else v for k, v in values.items()}
+    return model.model_validate(parsed)
+
+
+def _is_structured(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", annotation) in (dict, list, tuple)
