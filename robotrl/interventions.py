@@ -2,8 +2,9 @@
 
 Any input device (SpaceMouse, keyboard, the web UI's topic, a scripted "human") sits behind ``TeleopSource``.
 When it returns an action, that action is executed instead of the policy's and the step is flagged
-(``info["intervention"]``, ``info["action"]`` = what was executed), so the learner can put it in both the
-demo/intervention buffer and the online buffer (HIL-SERL).
+(``info["intervention"]``, ``info["action"]`` = what was executed, ``info["intervention_source"]`` = the source's
+kind, its ``source`` attribute), so the learner can put it in both the demo/intervention buffer and the online
+buffer (HIL-SERL) and the episode store records who acted (robotrl.data.store.INTERVENTION_SOURCES).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ Obs = dict[str, np.ndarray]
 
 
 class TeleopSource(Protocol):
+    source: str  # its kind, as the store records it: "teleop" (a human at a device), "scripted", "shield"
+
     def reset(self) -> None: ...
 
     def poll(self, obs: Obs) -> np.ndarray | None:
@@ -37,6 +40,8 @@ class Trigger(Protocol):
 class ScriptedIntervener:
     """A scripted "human": when ``takes_over(obs)`` holds, acts with ``expert`` plus Gaussian noise for at
     least ``hold_steps`` steps, then lets go. Deterministic under ``seed``."""
+
+    source = "scripted"
 
     def __init__(self, expert: Policy, takes_over: Trigger | Callable[[Obs], bool], hold_steps: int = 5,
                  noise: float = 0.1, seed: int = 0):
@@ -86,11 +91,14 @@ class CubeDrift:
 
 
 class InterventionWrapper(gym.Wrapper):
-    """Executes the teleop action whenever the source offers one; logs the per-episode intervention rate."""
+    """Executes the teleop action whenever the source offers one; logs the per-episode intervention rate.
+    ``info["intervention_source"]``: the source's kind on its steps ("unknown" for a source that names none),
+    None on the policy's."""
 
     def __init__(self, env: gym.Env, source: TeleopSource):
         super().__init__(env)
         self.source = source
+        self.kind = str(getattr(source, "source", "unknown"))
         self._obs: Obs | None = None
         self._steps = self._intervened = 0
 
@@ -107,5 +115,6 @@ class InterventionWrapper(gym.Wrapper):
         self._obs = obs
         self._steps += 1
         self._intervened += human is not None
-        info = {**info, "intervention": human is not None, "action": executed, "intervention_rate": self._intervened / self._steps}
+        info = {**info, "intervention": human is not None, "intervention_source": None if human is None else self.kind,
+                "action": executed, "intervention_rate": self._intervened / self._steps}
         return obs, reward, terminated, truncated, info

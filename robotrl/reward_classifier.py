@@ -1,10 +1,11 @@
 """A binary success classifier on camera images (+ optional state) that serves as the reward of any task.
 
-HIL-SERL's recipe: label frames success / not-success (here the per-step ``success`` of an episode store,
-however it was labelled), train a small CNN with DrQ shifts and class balancing, split train / validation by
-*episode* (neighbouring frames are near-duplicates, a per-frame split would leak), then calibrate the decision
-threshold on the validation set for high precision: a false positive is a reward the policy will learn to
-hack, a false negative only slows learning down.
+HIL-SERL's recipe: label frames success / not-success (here the per-step success of an episode store: an
+operator's labels where an episode has them, else the env's own truth/success -- in the twin only), train a
+small CNN with DrQ shifts and class balancing, split train / validation by *episode* (neighbouring frames are
+near-duplicates, a per-frame split would leak), then calibrate the decision threshold on the validation set for
+high precision: a false positive is a reward the policy will learn to hack, a false negative only slows learning
+down.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from robotrl.data.store import EpisodeStore, obs_key
+from robotrl.data.store import EpisodeStore, data_key
 from robotrl.learners.networks import ObsEncoder, mlp
 
 
@@ -64,21 +65,25 @@ class ClassifierReport:
     positives: int
 
 
-def load_frames(store: EpisodeStore, keys: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Every row of every episode: observations under ``keys``, the success label, the episode index."""
-    if "success" not in store.keys:
-        raise ValueError(f"{store.path}: no per-step success labels (data/success); record with `robotrl record`")
+def load_frames(store: EpisodeStore, keys: list[str], prefer: tuple[str, ...] = ("operator", "truth")
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Every row of every episode: observations under ``keys``, the success label (per episode from the first
+    provenance in ``prefer`` that labelled it per step), the episode index."""
+    missing = [k for k in keys if data_key(k) not in store.keys]
+    if missing:
+        raise ValueError(f"{store.path}: no data/{data_key(missing[0])} for classifier key {missing[0]!r}; keys: {store.obs_keys}")
     obs: dict[str, list] = {k: [] for k in keys}
     labels, episode = [], []
     for i in range(store.n_episodes):
-        rows = store.episode(i)
+        try:
+            success, _ = store.step_success(i, prefer)
+        except KeyError as exc:
+            raise ValueError(f"{exc.args[0]}; record with `robotrl record` or label it (EpisodeStore.add_label)") from None
+        rows = store.episode(i, [data_key(k) for k in keys])
         for k in keys:
-            dk = k.replace("/", ".")
-            if dk not in rows:
-                raise ValueError(f"{store.path}: no data/{dk} for classifier key {k!r}; keys: {[obs_key(x) for x in store.keys]}")
-            obs[k].append(rows[dk])
-        labels.append(rows["success"])
-        episode.append(np.full(len(rows["success"]), i))
+            obs[k].append(rows[data_key(k)])
+        labels.append(success)
+        episode.append(np.full(len(success), i))
     return {k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(labels).astype(np.float32), np.concatenate(episode)
 
 
@@ -149,10 +154,12 @@ class ClassifierReward(gym.Wrapper):
         self.classifier, self.terminate = classifier, terminate
 
     def step(self, action):
-        obs, _, terminated, truncated, info = self.env.step(action)
+        obs, task_reward, terminated, truncated, info = self.env.step(action)
         p = self.classifier.probability(obs)
         success = p >= self.classifier.threshold
-        info = {**info, "task_success": info.get("success"), "success": success, "success_probability": p}
+        # The env's own verdict stays beside the classifier's (the episode store keeps them apart).
+        info = {**info, "task_success": info.get("success"), "task_reward": float(task_reward), "success": success,
+                "success_probability": p}
         return obs, float(success), bool(terminated or (success and self.terminate)), truncated, info
 
 

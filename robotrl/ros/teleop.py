@@ -23,6 +23,8 @@ from robotrl.ros.devices import COMMAND_QOS
 
 
 class RosTeleop:
+    source = "teleop"  # a human at an input device (robotrl.interventions.TeleopSource)
+
     def __init__(self, node: Node, action_dim: int, prefix: str = "/teleop", deadman_s: float = 0.5):
         self.action_dim, self.deadman_s = action_dim, deadman_s
         self._lock = threading.Lock()

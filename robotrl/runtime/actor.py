@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
-from robotrl.data.store import Source
+from robotrl.data.store import Source, step_fields
 from robotrl.interventions import InterventionWrapper
 from robotrl.policies.base import Policy
 
@@ -104,10 +104,12 @@ class Actor:
         random = self.env_steps < self.random_steps
         action = self.env.action_space.sample() if random else self.policy.act(self._obs)
         obs, reward, terminated, truncated, info = self.env.step(action)
-        intervened = bool(info.get("intervention", False))
         executed = info.get("action", action)
-        success = bool(info.get("success"))  # envs that report none: never (see SuccessInfo)
-        self.recorder.step(executed, reward, obs, terminated, intervention=intervened, success=success)
+        # Who acted, the cost per safety limit, and the judgements by provenance (step_fields); success is the
+        # env's own verdict (envs that report none: never, see SuccessInfo).
+        fields = step_fields(info, acted_by="random" if random else "policy")
+        intervened, success = fields["intervention"], fields["success"]
+        self.recorder.step(executed, reward, obs, terminated, **fields)
         self._obs, self._return = obs, self._return + float(reward)
         self._intervened |= intervened
         self.env_steps += 1
@@ -152,9 +154,9 @@ def record_episode(env: gym.Env, policy: Policy, recorder: EpisodeRecorder, seed
         if action is None:
             recorder.start(obs)
         else:
-            recorder.step(action, reward, obs, terminated, success=bool(info.get("success")))
+            recorder.step(action, reward, obs, terminated, **step_fields(info))
             ret += reward
-    meta = EpisodeMeta(source=source, task=task, robot=robot_name(env), success=bool(info.get("success")), ret=ret,
+    meta = EpisodeMeta(source=source, task=task, robot=robot_name(env), success=step_fields(info)["success"], ret=ret,
                        seed=seed)
     recorder.finish(meta)
     return meta, info.get("success")
