@@ -378,6 +378,67 @@ def test_labels_added_after_recording_read_back_beside_the_truth(tmp_path):
         labeller.add_episode(writer.episode(0), EpisodeMeta(source="online", task="t"))
 
 
+def test_window_sampling_pads_at_episode_edges_as_configured():
+    from robotrl.data import WindowSampler
+
+    lengths = [3, 5, 1]
+    ep_id = np.concatenate([np.full(n, e) for e, n in enumerate(lengths)])
+    row = np.concatenate([np.arange(n) for n in lengths])
+    cols = {"row": row, "ep": ep_id, "action": np.stack([row, ep_id], 1).astype(np.float32) + 1}
+    s = WindowSampler(cols, np.cumsum(lengths), horizon=4, pad_before=1, pad_after=2, padding={"action": "zeros"})
+    assert np.bincount(s.episode).tolist() == [3, 5, 1]  # L - horizon + pad_before + pad_after + 1 each (>= 0)
+    assert len(s) == 9
+    first, last = s[0], s[2]
+    assert first["row"].tolist() == [0, 0, 1, 2] and first["is_pad"].tolist() == [True, False, False, False]
+    assert first["action"][:, 0].tolist() == [0, 1, 2, 3]  # zeros where padded, the rows elsewhere
+    assert last["row"].tolist() == [1, 2, 2, 2] and last["is_pad"].tolist() == [False, False, True, True]
+    assert last["action"][:, 0].tolist() == [2, 3, 0, 0]
+    batch = s.windows(np.arange(len(s)))
+    assert (batch["ep"] == batch["ep"][:, :1]).all()  # no window crosses an episode boundary
+    assert (~batch["is_pad"]).any(1).all()  # every window holds a real row
+    one_row = batch["row"][s.episode == 2]  # a 1-row episode: its row, edge-padded
+    assert one_row.tolist() == [[0, 0, 0, 0]] and batch["is_pad"][s.episode == 2].tolist() == [[True, False, True, True]]
+    # Padding off: only whole windows inside an episode; too-short episodes give none.
+    plain = WindowSampler(cols, np.cumsum(lengths), horizon=4)
+    assert np.bincount(plain.episode, minlength=3).tolist() == [0, 2, 0] and not plain.windows(np.arange(2))["is_pad"].any()
+    b = s.sample(64, np.random.default_rng(0))
+    assert b["action"].shape == (64, 4, 2) and b["is_pad"].shape == (64, 4)
+    with pytest.raises(ValueError, match="pad_before"):
+        WindowSampler(cols, np.cumsum(lengths), horizon=4, pad_before=4)
+
+
+def test_windows_from_a_store_and_a_split_by_episode(tmp_path):
+    from robotrl.data import WindowSampler, split_episodes
+
+    train, val = split_episodes(20, val_fraction=0.2, seed=3)
+    assert len(val) == 4 and sorted([*train, *val]) == list(range(20)) and not set(train) & set(val)
+    again = split_episodes(20, val_fraction=0.2, seed=3)
+    assert train.tolist() == again[0].tolist() and val.tolist() == again[1].tolist()
+    assert split_episodes(20, 0.2, seed=4)[1].tolist() != val.tolist()
+    assert len(split_episodes(2, 0.01)[1]) == 1 and len(split_episodes(5, 0.0)[1]) == 0
+
+    path = tmp_path / "w.zarr"
+    store = EpisodeStore(path, mode="a")
+    rec = EpisodeRecorder(store)
+    for e in range(6):
+        rec.start({"state/ee_pos": np.full(2, 100 * e, np.float32)})
+        for t in range(3 + e):
+            rec.step(np.full(1, 100 * e + t, np.float32), 0.0, {"state/ee_pos": np.full(2, 100 * e + t + 1, np.float32)}, False)
+        rec.finish(EpisodeMeta(source="demo", task="t"))
+    train, val = split_episodes(store.n_episodes, 0.34, seed=0)
+    s = WindowSampler.from_store(EpisodeStore(path), horizon=3, pad_before=1, pad_after=1, episodes=train)
+    assert set(s.episode.tolist()) == set(train.tolist())
+    batch = s.windows(np.arange(len(s)))
+    assert sorted(batch) == ["action", "is_pad", "state/ee_pos"]
+    episode_of = batch["state/ee_pos"][:, :, 0] // 100
+    assert (episode_of == s.episode[:, None]).all() and set(episode_of.ravel().tolist()) <= set(train.tolist())
+    # The last row (final observation, padding action) is left out: every real row has a real action.
+    real = ~batch["is_pad"]
+    np.testing.assert_array_equal(batch["action"][..., 0][real], batch["state/ee_pos"][..., 0][real])
+    with_final = WindowSampler.from_store(EpisodeStore(path), horizon=3, keys=["state/ee_pos", "truth/success"], final_row=True)
+    assert len(with_final) == sum(3 + e + 1 - 3 + 1 for e in range(6))
+
+
 def test_the_actor_records_costs_per_limit_and_who_acted(tmp_path):
     import gymnasium as gym
 
