@@ -112,3 +112,21 @@ def test_every_limit_has_one_definition_and_the_chain_scale_limit_capability_hol
         make_task("robotrl/ArmReach-v0", action_scale=0.1)
     with pytest.raises(ConfigError, match=r"safety.max_speed.*max_ee_speed"):
         make_task("robotrl/ArmReach-v0", safety={"max_speed": 1.5})
+
+
+def test_a_deployable_observation_holds_no_privileged_key():
+    """The pixel config of ArmPickCube gives the policy proprioception and cameras only: nothing computed from the
+    cube's tracked pose reaches its observation, in the twin env as in the task's spaces (RosEnv's)."""
+    from robotrl.config import config_path
+    from robotrl.tasks import task_spaces
+
+    config = config_path("arm_pick_cube_pixels", "tasks")
+    assert not make_task("robotrl/ArmPickCube-v0").deployable
+    assert make_task("robotrl/ArmPickCube-v0", config).deployable
+    env = gym.make("robotrl/ArmPickCube-v0", config=config, observation={"image_size": 32})
+    obs, _ = env.reset(seed=0)
+    privileged = {f"state/{k}" for k in env.unwrapped.task.privileged}
+    assert privileged and not privileged & set(obs) and not privileged & set(env.observation_space.spaces)
+    assert set(obs) == {"state/ee_pos", "state/ee_vel", "state/gripper", "images/front", "images/wrist"}
+    assert task_spaces("robotrl/ArmPickCube-v0", {"config": config, "observation": {"image_size": 32}})[0] == env.observation_space
+    env.close()

@@ -147,6 +147,7 @@ class PickCube(ArmTask):
     config_file = "arm_pick_cube.yaml"
     uses_gripper = True
     objects = ("cube",)
+    privileged = ("cube_pos", "cube_to_ee")
 
     def state_dims(self) -> dict[str, int]:
         return {**super().state_dims(), "cube_pos": 3, "cube_to_ee": 3}
@@ -185,6 +186,7 @@ class PegInsert(ArmTask):
     config_cls: ClassVar = PegInsertConfig
     config_file = "arm_peg_insert.yaml"
     objects = ("hole", "peg_tip")
+    privileged = ("hole_pos", "tip_to_hole")
 
     def state_dims(self) -> dict[str, int]:
         return {**super().state_dims(), "hole_pos": 3, "tip_to_hole": 3}

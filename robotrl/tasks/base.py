@@ -89,6 +89,9 @@ class Task:
     config_file: ClassVar[str] = ""  # default YAML under configs/tasks/
     robot_kind: ClassVar[Literal["arm", "quad"]]
     objects: ClassVar[tuple[str, ...]] = ()  # tracked reference points, published on /objects/<name>/pose
+    # State observations computed from tracked objects: ground truth in the twin, a tracker on a robot. A policy
+    # that sees none of them (``observation.state`` without them, plus cameras) is deployable on a bare robot.
+    privileged: ClassVar[tuple[str, ...]] = ()
     limits: ClassVar[tuple[str, ...]] = ()  # the safety filter's limit kinds: one cost each
 
     def __init__(self, config: ConfigSource = None, **overrides: Any):
@@ -97,6 +100,11 @@ class Task:
         self.control_dt = 1.0 / self.config.control_hz
         self.max_episode_steps = int(round(self.config.episode_seconds * self.config.control_hz))
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.action_dim(),), dtype=np.float32)
+
+    @property
+    def deployable(self) -> bool:
+        """Whether the policy's observation holds nothing computed from tracked objects."""
+        return not set(self.privileged) & set(self.config.observation.state or self.state_dims())
 
     @property
     def goals(self) -> tuple[str, ...]:
