@@ -718,3 +718,43 @@ def test_a_node_started_by_hand_with_a_bad_parameter_stops_naming_it():
     res = subprocess.run([sys.executable, "-m", "robotrl.ros.nodes", "twin", "--ros-args", "-p", "speed:=fast"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "twin node twin" in res.stderr and "parameter speed" in res.stderr, res.stderr
+
+
+def test_a_deployable_actor_takes_its_reward_from_a_judge_topic_and_tracks_no_object(ros, start_twin):
+    """ArmPickCube from proprioception and a camera, judged by whoever publishes robotrl_interfaces/Judgement on
+    /classifier/judgement (here a stand-in judging every arm reading, success from a stamp the test sets): RosEnv
+    reads no /objects topic, its observation holds no privileged key, and reward, success and the end of the
+    episode are the judge's; the judgement it used goes out on the actor's ~/judgement with its source."""
+    from sensor_msgs.msg import JointState
+
+    from robotrl.config import config_path
+
+    start_twin(PICK, task_kwargs={"observation": {"cameras": ["front"], "image_size": 32}})
+    executor, thread = ros
+    actor, judge = rclpy.create_node("actor"), rclpy.create_node("classifier")
+    published, used, success_from = judge.create_publisher(convert.Judgement, "/classifier/judgement", 10), [], [np.inf]
+
+    def on_reading(msg: JointState) -> None:
+        t = convert.from_time(msg.header.stamp)
+        win = t >= success_from[0]
+        published.publish(convert.judgement_msg(t, float(win), win, False, {}, "classifier"))
+
+    judge.create_subscription(JointState, "/arm/joint_states", on_reading, qos_profile_sensor_data)
+    actor.create_subscription(convert.Judgement, "/actor/judgement", lambda m: used.append(convert.judgement(m)), 10)
+    for n in (actor, judge):
+        executor.add_node(n)
+    thread.start()
+    env = RosEnv(actor, PICK, {"config": str(config_path("arm_pick_cube_pixels", "tasks")),
+                               "observation": {"cameras": ["front"], "image_size": 32}}, judge="/classifier/judgement",
+                 max_obs_age=1.0)
+    assert env.tracked == () and not any(t.startswith("/objects/") for t in env.topics)
+    obs, _ = env.reset()
+    assert set(obs) == {"state/ee_pos", "state/ee_vel", "state/gripper", "images/front"}
+    _, reward, terminated, _, info = env.step(env.task.neutral_action())
+    assert reward == 0.0 and not terminated and not info["success"]
+    success_from[0] = env.state.stamp_ns + 1  # the judge calls every later reading a success
+    _, reward, terminated, _, info = env.step(env.task.neutral_action())
+    assert reward == 1.0 and terminated and info["success"] and set(info["costs"]) == set(env.task.limits)
+    wait_for(lambda: len(used) >= 2)
+    assert [j.source for j in used[:2]] == ["classifier", "classifier"] and used[1].stamp_ns == env.state.stamp_ns
+    env.close()

@@ -221,7 +221,7 @@ def actor_main(name: str) -> None:
     node = Node(name)
     p = declared(node, "actor")
     executor = spin_in_background(node)
-    env = RosEnv(node, p.task, p.task_kwargs, twin=p.twin, max_obs_age=p.max_obs_age, stop=STOPPING)
+    env = RosEnv(node, p.task, p.task_kwargs, twin=p.twin, max_obs_age=p.max_obs_age, stop=STOPPING, judge=p.judge)
     if p.teleop:
         from robotrl.interventions import InterventionWrapper
         from robotrl.ros.teleop import RosTeleop

@@ -6,8 +6,10 @@ in the twin, through ROS against the twin, and on the robot. Nothing here import
 Observations are aligned by capture stamp, never by arrival: a step waits for the device reading one control
 period after the last one, then takes the tracked objects and goals of that reading's stamp (``/objects/<name>/pose``,
 ``/goals/<name>/pose``: from the twin, or a tracker and whatever sets goals on a robot, at the state rate) and the
-camera frame nearest to it. The task judges the step from the same reading, objects and goals, and the judgement
-goes out on the actor's ``~/judgement`` (robotrl_interfaces/Judgement, stamped with that reading's stamp). A
+camera frame nearest to it. The task judges the step from the same reading, objects and goals -- or, with
+``judge``, whoever publishes robotrl_interfaces/Judgement on that topic (a reward classifier), at that reading's
+stamp; then a deployable task (one whose observation needs no tracked object) tracks none. The judgement used goes
+out on the actor's ``~/judgement``, stamped with the reading's stamp. A
 watchdog on the steady (wall) clock -- it must work when sim time stops too -- commands hold when any observation
 topic goes silent for ``max_obs_age`` or the policy misses its deadline, and refuses new commands until fresh data
 arrives.
@@ -37,7 +39,7 @@ from robotrl.ros import convert
 from robotrl.ros.devices import COMMAND_QOS
 from robotrl.ros.topic_reader import TopicReader
 from robotrl.safety import SafetyReport
-from robotrl.tasks import make_task
+from robotrl.tasks import Judgement, make_task
 from robotrl.tasks.observation import ObservationProcessor
 
 
@@ -165,7 +167,7 @@ class RosEnv(gym.Env):
 
     def __init__(self, node: Node, task: str, task_kwargs: dict | None = None, twin: str = "/twin", device: str | None = None,
                  max_obs_age: float | None = None, deadline: float | None = None, timeout: float = 5.0, startup_timeout: float = 60.0,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, judge: str = ""):
         """``node``: the actor's node (spun by the caller's executor). ``task``, ``task_kwargs``: the task and its
         config, as for the twin env (robotrl.tasks.make_task). ``twin``: the twin node's name, whose ``~/reset``
         (robotrl_interfaces/Reset) starts episodes ("" on hardware: reset calls the device's home (arm) or stop
@@ -174,7 +176,9 @@ class RosEnv(gym.Env):
         observation topic may stay silent (default 1.5 control periods, so a hold comes within two; at least
         0.1 s). ``deadline``: seconds from one command to the next before the watchdog holds (default 2 control
         periods, one to observe and one to think; at least 0.1 s). ``startup_timeout``: how long the first reset waits for the robot.
-        ``stop``: once set (by a signal handler, say), any wait for the robot ends within 0.1 s with ``Stopped``."""
+        ``stop``: once set (by a signal handler, say), any wait for the robot ends within 0.1 s with ``Stopped``.
+        ``judge``: a robotrl_interfaces/Judgement topic whose judgement at each reading's stamp gives reward, success
+        and failed (the safety costs stay the actor's own); "": the task judges from the tracked objects."""
         self.task = make_task(task, **(task_kwargs or {}))
         self.config, self.safety = self.task.config, self.task.safety_filter()
         self.processor = ObservationProcessor(self.config.observation, self.task.state_dims())
@@ -192,8 +196,10 @@ class RosEnv(gym.Env):
         self.reader = TopicReader(f"{node.get_name()}_observations", node.get_namespace(), node.context)
         link = ArmLink if self.task.robot_kind == "arm" else QuadLink
         self.link = link(self, device or f"/{self.task.robot_kind}")
-        # Tracked objects and goals, by topic: published at the state rate, read at a reading's stamp.
-        self._points = {f"/{kind}/{name}/pose": _Stamped() for kind, names in (("objects", self.task.objects),
+        # Tracked objects and goals, by topic: published at the state rate, read at a reading's stamp. With another
+        # judge, a deployable task needs no object: none is read (a bare robot has none).
+        self.tracked = () if judge and self.task.deployable else self.task.objects
+        self._points = {f"/{kind}/{name}/pose": _Stamped() for kind, names in (("objects", self.tracked),
                         ("goals", self.task.goals)) for name in names}
         self.goals: dict[str, np.ndarray] = {}  # this episode's, as published at its reset
         self._images = {c: _Stamped(8) for c in self.config.observation.cameras}
@@ -205,7 +211,11 @@ class RosEnv(gym.Env):
         self._reset = (node.create_client(convert.Reset, f"{twin}/reset") if twin
                        else node.create_client(Trigger, self.link.home_service))
         self._judgement = node.create_publisher(convert.Judgement, "~/judgement", COMMAND_QOS)
-        self.topics = {**self.link.topics, **self._points, **{f"/{c}_camera/image": b for c, b in self._images.items()}}
+        self.judge, self._judged = judge, _Stamped()
+        if judge:
+            sub(convert.Judgement, judge, lambda m: self._add(self._judged, m, convert.judgement(m)), 10)
+        self.topics = {**self.link.topics, **self._points, **{f"/{c}_camera/image": b for c, b in self._images.items()},
+                       **({judge: self._judged} if judge else {})}
         self.holds: list[tuple[float, str]] = []  # (steady time, reason) of every hold the watchdog commanded
         self.silent: str | None = None  # why observations are stale, while they are
         self._last_command = time.monotonic()
@@ -309,19 +319,27 @@ class RosEnv(gym.Env):
         self.state = self._reading_after(s.stamp_ns + int(self.control_dt * 1e9) - 1)
         self._steps += 1
         objects, goals = self._points_at(self.state.stamp_ns)
-        j = self.task.judge(self.state, objects, goals, action, report)
+        j = self._judge_step(objects, goals, action, report)
         reward = j.reward(self.config.reward)
-        self._judgement.publish(convert.judgement_msg(self.state.stamp_ns, reward, j.success, j.failed, j.costs, "task"))
+        self._judgement.publish(convert.judgement_msg(self.state.stamp_ns, reward, j.success, j.failed, j.costs, j.source))
         terminated = j.failed or (j.success and self.config.terminate_on_success)
         truncated = self._steps >= self.max_episode_steps
         info = {"success": j.success, "cost": report.cost, "costs": j.costs, "violations": report.violations, **j.info}
         self._stepping = not (terminated or truncated)  # between episodes nobody is late
         return self._observe(objects, goals), reward, bool(terminated), bool(truncated), info
 
+    def _judge_step(self, objects: dict[str, np.ndarray], goals: dict[str, np.ndarray], action: np.ndarray,
+                    report: SafetyReport) -> Judgement:
+        if not self.judge:
+            return self.task.judge(self.state, objects, goals, action, report)
+        t = self.state.stamp_ns
+        judged = self._wait(lambda: self._judged.at(t), f"judgement on {self.judge}")[1]
+        return Judgement(judged.reward, judged.success, judged.failed, self.task.costs(report), source=judged.source)
+
     def _points_at(self, t: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(objects, goals) at the reading stamp ``t``, by name."""
         got = {topic: self._wait(lambda b=buf: b.at(t), topic)[1] for topic, buf in self._points.items()}
-        objects = {o: got[f"/objects/{o}/pose"] for o in self.task.objects}
+        objects = {o: got[f"/objects/{o}/pose"] for o in self.tracked}
         return objects, {g: got[f"/goals/{g}/pose"] for g in self.task.goals}
 
     def _observe(self, objects: dict[str, np.ndarray], goals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -153,8 +153,11 @@ class PickCube(ArmTask):
         return {**super().state_dims(), "cube_pos": 3, "cube_to_ee": 3}
 
     def observe(self, reading: ArmState, objects: Points, goals: Points) -> dict[str, np.ndarray]:
+        obs = super().observe(reading, objects, goals)
+        if "cube" not in objects:  # untracked (a deployable policy on a bare robot): no cube observations
+            return obs
         cube = objects["cube"]
-        return {**super().observe(reading, objects, goals), "cube_pos": cube, "cube_to_ee": reading.ee_pos - cube}
+        return {**obs, "cube_pos": cube, "cube_to_ee": reading.ee_pos - cube}
 
     def evaluate(self, reading: ArmState, objects: Points, goals: Points, action: np.ndarray) -> tuple[float, bool, bool, dict]:
         cube, ee = objects["cube"], reading.ee_pos
@@ -192,8 +195,11 @@ class PegInsert(ArmTask):
         return {**super().state_dims(), "hole_pos": 3, "tip_to_hole": 3}
 
     def observe(self, reading: ArmState, objects: Points, goals: Points) -> dict[str, np.ndarray]:
+        obs = super().observe(reading, objects, goals)
+        if "hole" not in objects:  # untracked: no hole observations
+            return obs
         hole = objects["hole"]
-        return {**super().observe(reading, objects, goals), "hole_pos": hole, "tip_to_hole": objects["peg_tip"] - hole}
+        return {**obs, "hole_pos": hole, "tip_to_hole": objects["peg_tip"] - hole}
 
     def evaluate(self, reading: ArmState, objects: Points, goals: Points, action: np.ndarray) -> tuple[float, bool, bool, dict]:
         offset = objects["peg_tip"] - objects["hole"]

@@ -68,9 +68,11 @@ class Judgement:
     failed: bool  # ends the episode (a crash, the object lost)
     costs: dict[str, float] = field(default_factory=dict)  # per safety limit: 1.0 where it was hit this step
     info: dict[str, Any] = field(default_factory=dict)  # task-specific diagnostics (distances, heights)
+    source: str = "task"  # who judged: the task (tracked objects; the twin's truth), a classifier, an operator
 
     def reward(self, kind: Literal["sparse", "dense"]) -> float:
-        return self.dense if kind == "dense" else float(self.success)
+        """The task's reward of this kind; another judge's ``dense`` is its reward as given."""
+        return self.dense if kind == "dense" or self.source != "task" else float(self.success)
 
 
 def check_at_most(value: float, key: str, limit: float, limit_key: str, source: str, why: str) -> None:
@@ -152,5 +154,8 @@ class Task:
 
     def judge(self, reading: Any, objects: Points, goals: Points, action: np.ndarray, report: SafetyReport) -> Judgement:
         dense, success, failed, info = self.evaluate(reading, objects, goals, action)
-        costs = {limit: float(limit in report.violations) for limit in self.limits}
-        return Judgement(float(dense), bool(success), bool(failed), costs, info)
+        return Judgement(float(dense), bool(success), bool(failed), self.costs(report), info)
+
+    def costs(self, report: SafetyReport) -> dict[str, float]:
+        """1.0 per safety limit the step's command hit, 0.0 for the others."""
+        return {limit: float(limit in report.violations) for limit in self.limits}
