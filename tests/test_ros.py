@@ -729,7 +729,7 @@ def test_a_deployable_actor_takes_its_reward_from_a_judge_topic_and_tracks_no_ob
 
     from robotrl.config import config_path
 
-    start_twin(PICK, task_kwargs={"observation": {"cameras": ["front"], "image_size": 32}})
+    start_twin(PICK, task_kwargs={"observation": {"cameras": ["front"], "image_size": 32}}, objects=False)  # a bare robot
     executor, thread = ros
     actor, judge = rclpy.create_node("actor"), rclpy.create_node("classifier")
     published, used, success_from = judge.create_publisher(convert.Judgement, "/classifier/judgement", 10), [], [np.inf]
@@ -757,4 +757,6 @@ def test_a_deployable_actor_takes_its_reward_from_a_judge_topic_and_tracks_no_ob
     assert reward == 1.0 and terminated and info["success"] and set(info["costs"]) == set(env.task.limits)
     wait_for(lambda: len(used) >= 2)
     assert [j.source for j in used[:2]] == ["classifier", "classifier"] and used[1].stamp_ns == env.state.stamp_ns
+    topics = [name for name, _ in actor.get_topic_names_and_types()]
+    assert "/arm/joint_states" in topics and not any(t.startswith("/objects/") for t in topics)  # none served
     env.close()

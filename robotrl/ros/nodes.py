@@ -141,7 +141,7 @@ def twin_main(name: str) -> None:
     from robotrl.ros.twin_node import TwinNode
 
     p = parameters_before_node(name, "twin")
-    twin = TwinNode(p.task, p.task_kwargs, p.speed, p.seed, p.rate_hz, p.camera_hz, name=name)
+    twin = TwinNode(p.task, p.task_kwargs, p.speed, p.seed, p.rate_hz, p.camera_hz, name=name, objects=p.objects)
     declared(twin, "twin")  # visible to `ros2 param list` on the serving node
     executor = spin_in_background(*twin.nodes)
     try:

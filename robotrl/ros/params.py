@@ -41,6 +41,7 @@ class TwinParams(_TaskParams):
     seed: int = 0
     rate_hz: float = Field(100.0, gt=0)  # state topics per sim second
     camera_hz: float = Field(10.0, gt=0)
+    objects: bool = True  # publish the tracked objects' true poses (motion capture); false: only what a bare robot serves
 
 
 class ActorParams(_TaskParams):

@@ -29,9 +29,10 @@ from robotrl.ros.devices import ArmNode, CameraNode, DeviceNode, QuadNode
 
 class TwinNode(Node):
     def __init__(self, task: str, task_kwargs: dict | None = None, speed: float = 1.0, seed: int = 0, rate_hz: float = 100.0,
-                 camera_hz: float = 10.0, name: str = "twin"):
+                 camera_hz: float = 10.0, name: str = "twin", objects: bool = True):
         """``speed``: sim seconds per wall second (0: as fast as the CPU allows). ``rate_hz``: state topics per
-        sim second. ``camera_hz``: images per sim second."""
+        sim second. ``camera_hz``: images per sim second. ``objects``: publish the tracked objects' true poses (as
+        motion capture would); False serves only what a bare robot serves (devices, cameras, goals)."""
         super().__init__(name)
         self.env = gym.make(task, **(task_kwargs or {})).unwrapped
         self.task, self.speed, self.seed, self.episode = task, speed, seed, 0
@@ -48,8 +49,9 @@ class TwinNode(Node):
         self.cameras = {n: CameraNode(cam, rate_hz=0, lock=self.lock) for n, cam in self.env.cameras.items()}
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
         task = self.env.task
+        tracked = task.objects if objects else ()
         self._points = {(kind, name): self.create_publisher(PoseStamped, f"/{kind}/{name}/pose", qos_profile_sensor_data)
-                        for kind, names in (("objects", task.objects), ("goals", task.goals)) for name in names}
+                        for kind, names in (("objects", tracked), ("goals", task.goals)) for name in names}
         self.create_service(convert.Reset, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/cameras", self._on_cameras)
         self.cameras_on = True
@@ -99,7 +101,7 @@ class TwinNode(Node):
                 stamp = self.env.world.stamp_ns
                 frames = ({n: c.camera.read() for n, c in self.cameras.items()}
                           if self.cameras_on and tick % self._camera_every == 0 else {})
-                points = {**{("objects", o): pose for o, pose in self.env.object_poses().items()},
+                points = {**{("objects", o): pose for o, pose in self.env.object_poses().items() if ("objects", o) in self._points},
                           **{("goals", g): (pos, IDENTITY) for g, pos in self.env.goals.items()}}
             self._clock_pub.publish(Clock(clock=convert.to_time(stamp)))
             for device in self.devices:
