@@ -352,3 +352,43 @@ def test_sac_updates_match_the_committed_reference():
         got = sac_reference.summary(name)
         for key, value in expected[name].items():
             assert got[key] == pytest.approx(value, rel=2e-3, abs=2e-3), f"{name} {key}"
+
+
+def test_frozen_encoder_features_are_computed_once_per_frame_and_updates_run_no_convolution():
+    """freeze_encoder + cache_features: the Learner's replay keeps each frame's conv features (float16), computed as
+    the frame enters; update() then never runs a convolution, and its losses match an update on the pixels (same
+    transitions, no shift) up to float16 rounding."""
+    from robotrl.runtime.learner import Learner
+
+    env = gym.make("robotrl/ArmReach-v0", observation={"cameras": ["wrist"], "image_size": 32})
+    cfg = SACConfig(**SMALL, freeze_encoder=True, augment_pad=0, capacity=200)
+    agent = SACAgent(env.observation_space, env.action_space, cfg, seed=0)
+    learner = Learner(agent, env.observation_space, log=None)
+    plain = ReplayBuffer(env.observation_space, 3, 200)
+    calls = {"n": 0}
+    for cnn in agent.critic.encoder.cnns.values():
+        cnn.conv.register_forward_hook(lambda m, x, y: calls.__setitem__("n", calls["n"] + len(x[0])))  # frames
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    for _ in range(30):
+        action = env.action_space.sample()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        for buffer in (learner.online, plain):
+            buffer.add(obs, action, reward, next_obs, terminated)
+        obs = next_obs
+    assert calls["n"] == 31  # each of the 31 distinct observations went through the convs once
+    cached, pixels = learner.online.sample(16, np.random.default_rng(0)), plain.sample(16, np.random.default_rng(0))
+    feat = cached["obs"]["images/wrist"]
+    assert feat.dtype == np.float16 and feat.ndim == 2 and feat.nbytes * 4 < pixels["obs"]["images/wrist"].nbytes
+    assert learner.online.bytes_per_transition < plain.bytes_per_transition / 2
+    twin = SACAgent(env.observation_space, env.action_space, cfg, seed=0)
+    calls["n"] = 0
+    a = agent.update(cached)
+    assert calls["n"] == 0  # no convolution in the update
+    b = twin.update(pixels)
+    for key in ("critic_loss", "q", "actor_loss"):
+        assert a[key] == pytest.approx(b[key], rel=1e-2, abs=1e-3), key
+    # The policy still acts on pixels (an actor process receives images, not features).
+    assert agent.policy.act(obs).shape == (3,)
+    assert SACAgent(env.observation_space, env.action_space, SACConfig(**SMALL)).replay_encoders() == {}
+    env.close()

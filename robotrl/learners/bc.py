@@ -36,6 +36,7 @@ class BCConfig(LearnerConfig):
     """configs/learners/bc.yaml documents the defaults."""
 
     batch_size: int = Field(256, ge=1)  # transitions per gradient step
+    capacity: int = Field(100_000, ge=2)  # transitions the (offline) replay holds; a T-step episode takes T+1 rows
     steps_per_update: int = Field(4, ge=1)  # gradient steps per update() call (one call per env step in training)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)  # AdamW's decoupled weight decay

@@ -85,9 +85,38 @@ class ConvEncoder(nn.Module):
             n_flat = self.conv(torch.zeros(1, c, h, w)).numel()
         self.proj = nn.Sequential(nn.Linear(n_flat, features), nn.LayerNorm(features), nn.Tanh())
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        """The conv stack's flattened output for uint8 (B, H, W, C) images: what a frozen encoder caches."""
         x = img.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5)  # HWC uint8 -> CHW in [-0.5, 0.5]
-        return self.proj(self.conv(x).flatten(1))
+        return self.conv(x).flatten(1)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, H, W, C) images, or (B, n) conv features computed before (a frozen encoder's replay cache:
+        the convolutions do not run again)."""
+        if img.dim() == 2:
+            return self.proj(img.float())
+        return self.proj(self.features(img))
+
+
+class FrameFeatures:
+    """A frozen :class:`ConvEncoder`'s conv stack as a replay encoder (robotrl.learners.replay.FrameEncoder): uint8
+    frames (N, H, W, C) -> their conv features (N, n) as float16, computed once as each frame enters the replay (half
+    the bytes of float32; ~12x smaller than a 96 px frame's pixels). It reads the live module, so weights loaded
+    later (a checkpoint) apply to frames added later."""
+
+    def __init__(self, cnn: ConvEncoder, device: torch.device | str = "cpu", chunk: int = 256):
+        self.cnn, self.device, self.chunk = cnn, torch.device(device), chunk
+        n = cnn.proj[0].in_features
+        self.space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float16)
+
+    @torch.no_grad()
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.asarray(frames)
+        out = np.empty((len(frames), *self.space.shape), np.float16)
+        for i in range(0, len(frames), self.chunk):
+            img = torch.as_tensor(frames[i: i + self.chunk], device=self.device)
+            out[i: i + self.chunk] = self.cnn.features(img).to(torch.float16).cpu().numpy()
+        return out
 
 
 class ObsEncoder(nn.Module):
@@ -122,7 +151,12 @@ class ObsEncoder(nn.Module):
         """The DrQ random shift on every camera (training only); state keys pass through."""
         if not self.image_keys or pad <= 0:
             return obs
-        return {**obs, **{k: random_shift(obs[k], pad, generator) for k in self.image_keys}}
+        # Cached conv features (2-D, see FrameFeatures) are not images: no shift for them.
+        return {**obs, **{k: random_shift(obs[k], pad, generator) for k in self.image_keys if obs[k].dim() == 4}}
+
+    def frame_features(self, device: torch.device | str = "cpu") -> dict[str, FrameFeatures]:
+        """Per camera key, its conv stack as a replay encoder; only meaningful while the convs are frozen."""
+        return {k: FrameFeatures(self.cnns[k.replace(".", "_")], device) for k in self.image_keys}
 
     def forward(self, obs: TensorObs) -> torch.Tensor:
         parts = [obs[k].flatten(1).float() for k in self.state_keys]

@@ -31,6 +31,9 @@ class SACConfig(LearnerConfig):
     """Defaults follow HIL-SERL; the RLPD setting is ``n_critics: 10, utd: 20`` (configs/learners/sac.yaml)."""
 
     batch_size: int = Field(256, ge=1)  # transitions per gradient step (a call to update() takes batch_size * utd)
+    # Transitions each replay buffer (offline, online) holds; a T-step episode takes T+1 rows. The learner prints
+    # the bytes per transition and refuses to start when both buffers at full capacity exceed the free memory.
+    capacity: int = Field(100_000, ge=2)
     discount: float = Field(0.97, gt=0, le=1)
     lr: float = Field(3e-4, gt=0)  # actor, critic and temperature
     init_temperature: float = Field(0.01, gt=0)
@@ -48,6 +51,10 @@ class SACConfig(LearnerConfig):
     augment_pad: int = Field(4, ge=0)  # DrQ random shift in pixels (0: no augmentation)
     pretrained_encoder: str | None = None  # path to a state_dict for the conv stack (never downloaded)
     freeze_encoder: bool = False  # keep the conv stack fixed (with a pretrained one)
+    # With freeze_encoder: each camera frame's conv features are computed once, as it enters the replay, and the
+    # replay keeps them (float16) instead of its pixels; an update then runs no convolution (and no DrQ shift,
+    # which would need one). Ignored without freeze_encoder.
+    cache_features: bool = True
     discrete_gripper: bool = False  # last action dim from a DQN-style critic over gripper_values
     gripper_values: list[float] = Field(default_factory=lambda: [-1.0, 1.0], min_length=2)
     gripper_epsilon: float = Field(0.1, ge=0, le=1)  # epsilon-greedy gripper exploration in act()
@@ -160,6 +167,13 @@ class SACAgent:
 
     def counters(self) -> dict[str, int]:
         return {"updates": self.num_updates, "critic_updates": self.num_critic_updates}
+
+    def replay_encoders(self) -> dict[str, Any]:
+        """What the replay computes once per frame (robotrl.learners.replay.FrameEncoder): with a frozen, cached
+        encoder, each camera's conv features, which update() then reads in place of the pixels; else nothing."""
+        if not (self.config.freeze_encoder and self.config.cache_features):
+            return {}
+        return self.critic.encoder.frame_features(self.device)
 
     # -- learning ------------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -20,15 +20,23 @@ import torch
 from robotrl.data import EpisodeStore
 from robotrl.data.store import transitions
 from robotrl.learners.base import Algorithm
-from robotrl.learners.replay import MixedSampler, ReplayBuffer
+from robotrl.learners.replay import MixedSampler, ReplayBuffer, available_memory
 from robotrl.runtime.transport import FileProgress, WeightsTransport, save_atomic
 
+DEFAULT_CAPACITY = 100_000  # transitions per buffer, for an algorithm config without `capacity`
 FIRST_CHECKPOINT = 100  # updates: a run stopped soon after learning starts still leaves a checkpoint
 
 
 class Learner:
+    """``capacity``: transitions per replay buffer (None: the algorithm config's ``capacity``). At start it reports
+    (``log``) the bytes per transition and the replay memory at full capacity, and raises MemoryError naming
+    ``capacity`` when that exceeds the memory available. An algorithm may hand the replay ``replay_encoders()``
+    (observation key -> a fixed function of each frame, e.g. SAC's frozen conv features), computed once per frame
+    as it enters the replay."""
+
     def __init__(self, algorithm: Algorithm, obs_space, transport: WeightsTransport | None = None, publish_every: int = 50,
-                 capacity: int = 1_000_000, seed: int = 0, takeover_penalty: float = 0.0):
+                 capacity: int | None = None, seed: int = 0, takeover_penalty: float = 0.0,
+                 log: Callable[[str], None] | None = print):
         if algorithm.samples != "transitions":
             raise NotImplementedError(f"{type(algorithm).__name__} samples {algorithm.samples}; the Learner replays "
                                       "transitions only so far (a sequence sampler comes with the first learner that "
@@ -36,9 +44,25 @@ class Learner:
         self.algorithm, self.transport, self.publish_every = algorithm, transport, publish_every
         self.takeover_penalty = takeover_penalty
         action_dim = int(algorithm.action_space.shape[0])
-        self.offline = ReplayBuffer(obs_space, action_dim, capacity)
+        if capacity is None:
+            capacity = int(getattr(algorithm.config, "capacity", DEFAULT_CAPACITY))
+        encoders = getattr(algorithm, "replay_encoders", lambda: {})()
+        mixed = algorithm.replay == "mixed"
+        buffers = 2 if mixed else 1
+        # Measured on a 2-row buffer first: a too-large one must fail with this message, not inside numpy.
+        probe = ReplayBuffer(obs_space, action_dim, 2, encoders)
+        self.replay_bytes = probe.bytes_per_transition * int(capacity) * buffers
+        message = replay_memory_report(probe, buffers, int(capacity))
+        if log is not None:
+            log(message)
+        available = available_memory()
+        if available is not None and self.replay_bytes > available:
+            raise MemoryError(f"{message}: more than the {available / 2**30:.1f} GiB of memory available; lower the "
+                              f"learner config's capacity (now {capacity:,}) to at most "
+                              f"{int(available / self.replay_bytes * capacity):,}, or use fewer or smaller cameras")
+        self.offline = ReplayBuffer(obs_space, action_dim, capacity, encoders)
         # An offline algorithm never samples the actor's own episodes: they are not kept in memory.
-        self.online = ReplayBuffer(obs_space, action_dim, capacity) if algorithm.replay == "mixed" else None
+        self.online = ReplayBuffer(obs_space, action_dim, capacity, encoders) if mixed else None
         self.sampler = MixedSampler(self.offline, self.online, ratio=0.5) if self.online is not None else self.offline
         self.rng = np.random.default_rng(seed)
         self.env_steps = self.episodes = 0  # actor episodes ingested (demos not counted) and their env steps
@@ -103,6 +127,16 @@ class Learner:
         self.env_steps, self.version = blob["env_steps"], blob["version"]
         self.rng.bit_generator.state = blob["rng"]
         return blob
+
+
+def replay_memory_report(buffer: ReplayBuffer, buffers: int = 1, capacity: int | None = None) -> str:
+    """One line: bytes per transition (and per observation key) and the memory of ``buffers`` buffers like
+    ``buffer`` at ``capacity`` (default: its own) transitions."""
+    capacity = buffer.capacity if capacity is None else capacity
+    keys = ", ".join(f"{k} {v.itemsize * int(np.prod(v.shape[1:])):,}" for k, v in buffer.obs.items())
+    total = buffer.bytes_per_transition * capacity * buffers
+    return (f"replay: {buffer.bytes_per_transition:,} bytes per transition ({keys}); {buffers} buffer(s) x capacity "
+            f"{capacity:,} = {total / 2**30:.2f} GiB at full capacity")
 
 
 class StopCheck(Protocol):
