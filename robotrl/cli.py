@@ -14,6 +14,8 @@ EPILOG = """Examples:
   robotrl rollout --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --video pick.mp4
   robotrl record --env robotrl/ArmPickCube-v0 --policy scripted --episodes 10 --out demos/pick.zarr
   robotrl data info demos/pick.zarr
+  robotrl label demos/pick.zarr --episode 3 --success yes --steps 40-52   # an operator's label
+  robotrl train classifier --store demos/pick.zarr --out clf.pt --cameras front,wrist   # reward from labels
   robotrl train sac --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --config sac_pick --out runs/pick
   robotrl train bc --env robotrl/ArmPickCube-v0 --demos demos/pick.zarr --out runs/pick_bc   # behaviour cloning
   robotrl eval --run runs/pick --episodes 200    # best.pt on fresh seeds, success rate with its 95 % interval
@@ -184,6 +186,66 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     returns = [m.ret for m in store.metas()]
     info = {**store.summary(), "mean_return": float(np.mean(returns)) if returns else None}
     print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    """Add an operator's label to a recorded episode, or let the scripted operator label a twin's store."""
+    from robotrl.data import EpisodeStore
+    from robotrl.labels import ScriptedOperator, parse_rows
+
+    store = EpisodeStore(args.store, mode="label")  # labels only: recorded rows are never rewritten
+    if args.scripted:
+        given = [f for f, v in (("--episode", args.episode), ("--success", args.success), ("--steps", args.steps)) if v is not None]
+        if given:
+            raise ValueError(f"--scripted labels the episodes itself: drop {', '.join(given)}")
+        lo, _, hi = args.delay.partition("-")
+        try:
+            delay = (int(lo), int(hi or lo))
+        except ValueError:
+            raise ValueError(f"--delay {args.delay!r}: rows as MIN-MAX, e.g. 2-5") from None
+        operator = ScriptedOperator(delay=delay, miss_rate=args.miss, max_episodes=args.budget, max_frames=args.frame_budget,
+                                    seed=args.seed, source=args.source)
+        report = operator.label(store)
+        print(f"{store.path}: scripted operator (source {args.source!r}, seed {args.seed}, {delay[0]}-{delay[1]} rows late, "
+              f"misses {args.miss:g}) {report}")
+        return 0
+    if args.episode is None or (args.success is None and args.steps is None):
+        raise ValueError("give --episode N with --success yes|no and/or --steps FIRST-LAST (or --scripted, in the twin)")
+    n = store.n_episodes
+    if not -n <= args.episode < n:
+        raise ValueError(f"{store.path}: episode {args.episode} out of range ({n} complete episodes)")
+    i = args.episode % n
+    rows = store.episode_slice(i).stop - store.episode_slice(i).start
+    steps = parse_rows(args.steps, rows) if args.steps is not None else None
+    success = None if args.success is None else args.success == "yes"
+    index = store.add_label(i, success=success, steps=steps, source=args.source)
+    marked = f", success on rows {args.steps} ({int(steps.sum())} of {rows} rows)" if steps is not None else ""
+    print(f"{store.path}: added {args.source} label #{index} to episode {i}: outcome "
+          f"{'-' if success is None else args.success}{marked}; recorded data unchanged")
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    """Train the reward classifier on a store's operator labels; report it on held-out episodes; save it."""
+    from robotrl.data import EpisodeStore
+    from robotrl.reward_classifier import train_classifier
+
+    store = EpisodeStore(args.store)
+    cameras = args.cameras.split(",") if args.cameras else [k.split("/", 1)[1] for k in store.obs_keys if k.startswith("images/")]
+    if not cameras:
+        raise ValueError(f"{store.path}: no camera frames (images/*) to learn from; keys: {', '.join(store.obs_keys)} "
+                         "(record with --cameras front,wrist)")
+    keys = [f"images/{c}" for c in cameras]
+    model, report = train_classifier(store, keys, steps=args.steps, batch_size=args.batch_size, val_fraction=args.held_out,
+                                     min_precision=args.min_precision, seed=args.seed, progress=not args.quiet,
+                                     rounds=args.rounds, guard=args.guard)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out, info={"store": str(store.path), "keys": keys, "report": {**vars(report), "sources": list(report.sources)}})
+    print(report)
+    print(f"classifier: {out} (keys {', '.join(keys)}, threshold {model.threshold:.3f}; "
+          "robotrl.reward_classifier.SuccessClassifier.load, ClassifierReward)")
     return 0
 
 
@@ -371,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=["demo", "intervention", "online", "eval"], default="demo", help="episode source tag (default: demo)")
     p.set_defaults(fn=cmd_record)
 
-    train = sub.add_parser("train", help="train a policy in the twin", description="Train a policy with a learner (configs/learners/<name>.yaml): sac or bc; see `robotrl train sac --help`.")
+    train = sub.add_parser("train", help="train a policy in the twin", description="Train a policy with a learner (configs/learners/<name>.yaml): sac or bc; see `robotrl train sac --help`. `robotrl train classifier` trains the reward classifier from operator labels.")
     train_sub = train.add_subparsers(dest="algo", required=True, metavar="ALGORITHM")
     run_folder = ("Writes a run folder (checkpoint, episodes, TensorBoard, learning curve, best.pt beside checkpoint.pt); "
                   "running the same --out again resumes it. SIGTERM or Ctrl-C stop it with its checkpoint and metrics "
@@ -390,6 +452,29 @@ def build_parser() -> argparse.ArgumentParser:
         "episodes are stored but not learned from. " + run_folder,
     )
     _train_args(p, "bc", "a YAML file of BCConfig keys", steps=5_000)
+    p = train_sub.add_parser(
+        "classifier", help="the reward classifier, from operator labels",
+        description="Train the success classifier (HIL-SERL's reward) on the operator labels of an episode store -- "
+        "never on its truth/ -- split by episode into train / calibration / test; calibrate the threshold for "
+        "precision, mine hard negatives (frames scored positive that a label rejects) into another round, print "
+        "precision, recall and the confusion on the test episodes, and save the classifier. Label first: "
+        "`robotrl label STORE --episode N --success yes|no --steps FIRST-LAST` (or --scripted in the twin).",
+    )
+    p.add_argument("--store", required=True, help="episode store with operator labels")
+    p.add_argument("--out", required=True, help="classifier file to write, e.g. clf.pt")
+    p.add_argument("--cameras", help="comma-separated cameras to classify, e.g. front,wrist (default: every camera in the store)")
+    p.add_argument("--min-precision", type=float, default=0.99, help="calibrate the threshold for this precision (default: 0.99)")
+    p.add_argument("--steps", type=_positive, default=1000, help="updates per round (default: 1000)")
+    p.add_argument("--rounds", type=_positive, default=2, help="training rounds; each after the first adds the hard "
+                   "negatives mined by the one before (default: 2)")
+    p.add_argument("--batch-size", type=_positive, default=128, help="frames per update (default: 128)")
+    p.add_argument("--held-out", type=float, default=0.4, help="fraction of labelled episodes held out, half for "
+                   "calibration, half for the test (default: 0.4)")
+    p.add_argument("--guard", type=int, default=5, help="unmarked rows this close to a success mark are left out: "
+                   "the operator's reaction time (default: 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_train_classifier)
 
     p = sub.add_parser("eval", help="evaluate a trained run", description="Run a trained policy deterministically on "
                        "fresh seeds (never those that picked best.pt) and print its mean return and success rate with "
@@ -400,6 +485,27 @@ def build_parser() -> argparse.ArgumentParser:
                    "evaluates on 10000 + i)")
     p.add_argument("--checkpoint", **CHECKPOINT_ARG)
     p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser(
+        "label", help="add an operator's labels to an episode store",
+        description="Judge recorded episodes after the fact: an episode's outcome (--success) and the rows whose "
+        "observation shows success (--steps, inclusive ranges), appended to the store's labels/ (recorded data is "
+        "never rewritten; a later label from the same source overrides per field; an actor may keep recording). "
+        "In the twin, --scripted lets a scripted operator label every unlabelled episode as a human would: the "
+        "outcome, and success held over the last frames a few rows late with occasional misses, within a budget.",
+    )
+    p.add_argument("store", help="episode store path")
+    p.add_argument("--episode", type=int, help="episode index (negative counts from the end)")
+    p.add_argument("--success", choices=["yes", "no"], help="the episode's outcome")
+    p.add_argument("--steps", help="rows whose observation shows success, e.g. 40-52 or 40-52,60-61 (others: not)")
+    p.add_argument("--source", default="operator", help="who labels (default: operator; e.g. operator:alice)")
+    p.add_argument("--scripted", action="store_true", help="the scripted operator labels the unlabelled episodes (twin only: it watches truth/)")
+    p.add_argument("--budget", type=int, help="with --scripted: episodes to label at most (default: all)")
+    p.add_argument("--frame-budget", type=int, help="with --scripted: success frames to mark at most (default: no limit)")
+    p.add_argument("--delay", default="2-5", help="with --scripted: the operator's delay in rows, MIN-MAX (default: 2-5)")
+    p.add_argument("--miss", type=float, default=0.05, help="with --scripted: chance a success frame goes unmarked (default: 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="with --scripted: its seed (default: 0)")
+    p.set_defaults(fn=cmd_label)
 
     data = sub.add_parser("data", help="inspect episode stores", description="Inspect zarr episode stores.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")

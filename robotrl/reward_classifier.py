@@ -1,16 +1,18 @@
 """A binary success classifier on camera images (+ optional state) that serves as the reward of any task.
 
-HIL-SERL's recipe: label frames success / not-success (here the per-step success of an episode store: an
-operator's labels where an episode has them, else the env's own truth/success -- in the twin only), train a
-small CNN with DrQ shifts and class balancing, split train / validation by *episode* (neighbouring frames are
-near-duplicates, a per-frame split would leak), then calibrate the decision threshold on the validation set for
-high precision: a false positive is a reward the policy will learn to hack, a false negative only slows learning
-down.
+HIL-SERL's recipe: an operator labels frames success / not-success (``robotrl label``: an episode's outcome and the
+frames that show success; in the twin ``robotrl.labels.ScriptedOperator`` plays the operator), a small CNN with DrQ
+shifts and class balancing learns from those labels only -- never from the recorded ``truth/`` (the twin's
+ground truth, which a robot does not have). Train / calibration / test are split by *episode* (neighbouring frames
+are near-duplicates, a per-frame split would leak). The decision threshold is calibrated on the calibration
+episodes for high precision: a false positive is a reward the policy will learn to hack, a false negative only
+slows learning down. Each further round mines hard negatives (frames scored positive that a label rejects) and
+oversamples them. Precision, recall and the confusion are reported on the test episodes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gymnasium as gym
@@ -19,7 +21,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from robotrl.data.store import EpisodeStore, data_key
+from robotrl.data.sampler import split_episodes
+from robotrl.data.store import LABEL_RESERVED, EpisodeStore, data_key
 from robotrl.learners.networks import ObsEncoder, mlp
 
 
@@ -27,6 +30,7 @@ class SuccessClassifier(nn.Module):
     def __init__(self, obs_space: gym.spaces.Dict, keys: list[str], hidden: int = 256):
         super().__init__()
         self.keys = sorted(keys)
+        self.obs_space = gym.spaces.Dict({k: obs_space[k] for k in self.keys})  # what save() records
         self.encoder = ObsEncoder(gym.spaces.Dict({k: obs_space[k] for k in self.keys}))
         self.head = nn.Sequential(mlp(self.encoder.out_dim, hidden, 1, layer_norm=True), nn.Linear(hidden, 1))
         self.threshold = 0.5
@@ -40,9 +44,13 @@ class SuccessClassifier(nn.Module):
         batch = {k: torch.as_tensor(np.asarray(obs[k]))[None] for k in self.keys}
         return float(torch.sigmoid(self(batch))[0])
 
-    def save(self, path: str | Path, obs_space: gym.spaces.Dict) -> None:
+    def save(self, path: str | Path, obs_space: gym.spaces.Dict | None = None, info: dict | None = None) -> None:
+        """Weights, keys, observation shapes and threshold in one file; ``info``: provenance kept beside them
+        (e.g. the store and the report), read back with ``torch.load(path)["info"]``."""
+        obs_space = self.obs_space if obs_space is None else obs_space
         torch.save({"keys": self.keys, "state_dict": self.state_dict(), "threshold": self.threshold,
-                    "spaces": {k: (obs_space[k].shape, str(obs_space[k].dtype)) for k in self.keys}}, path)
+                    "spaces": {k: (tuple(obs_space[k].shape), str(obs_space[k].dtype)) for k in self.keys},
+                    "info": info or {}}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "SuccessClassifier":
@@ -54,75 +62,194 @@ class SuccessClassifier(nn.Module):
         return model.eval()
 
 
+LABEL_SOURCES = ("operator",)  # judgements a classifier may learn from: labels, never the recorded truth/ or classifier/
+
+
 @dataclass
 class ClassifierReport:
+    """How a trained classifier did on episodes it never trained on. ``val_*`` and ``confusion`` are on the test
+    episodes (``evaluated_on`` says "calibration" when too few episodes left any for a test split: the threshold was
+    picked on those same frames, so the numbers flatter it)."""
+
     threshold: float
     val_accuracy: float
     val_precision: float
     val_recall: float
-    n_train: int
-    n_val: int
-    positives: int
+    n_train: int  # frames
+    n_val: int  # frames the numbers above are measured on
+    positives: int  # labelled success frames, all splits
+    confusion: dict[str, int] = field(default_factory=dict)  # tp, fp, fn, tn at the threshold
+    episodes: dict[str, int] = field(default_factory=dict)  # labelled episodes per split: train, calibration, test
+    split: dict[str, list[int]] = field(default_factory=dict)  # which episodes (store indices) went where
+    ambiguous: int = 0  # unmarked frames beside success marks (reaction_band), left out
+    hard_negatives: list[int] = field(default_factory=list)  # training frames scored positive that a label rejects, after each round
+    rounds: int = 1
+    evaluated_on: str = "test"
+    sources: tuple[str, ...] = LABEL_SOURCES
+
+    def __str__(self) -> str:
+        c = self.confusion
+        return "\n".join([
+            f"labels from {', '.join(self.sources)}: {self.positives} success frames; episodes "
+            + ", ".join(f"{k} {v}" for k, v in self.episodes.items()) + f" ({self.n_train} training frames; "
+            f"{self.ambiguous} unmarked frames within the guard of a success mark left out: the operator's reaction time)",
+            f"hard negatives (training frames scored positive that a label rejects) after each round: "
+            f"{', '.join(map(str, self.hard_negatives))}; rounds {self.rounds}",
+            f"threshold {self.threshold:.3f} (calibrated for precision on the calibration episodes)",
+            f"held-out {self.evaluated_on} episodes ({self.n_val} frames): precision {self.val_precision:.3f} on "
+            f"{c.get('tp', 0) + c.get('fp', 0)} predicted positives, recall {self.val_recall:.3f}, accuracy {self.val_accuracy:.3f}",
+            "confusion (rows: label, columns: predicted)   success  not",
+            f"  success                                  {c.get('tp', 0):8d} {c.get('fn', 0):4d}",
+            f"  not                                      {c.get('fp', 0):8d} {c.get('tn', 0):4d}",
+        ])
 
 
-def load_frames(store: EpisodeStore, keys: list[str], prefer: tuple[str, ...] = ("operator", "truth")
+def load_frames(store: EpisodeStore, keys: list[str], sources: tuple[str, ...] = LABEL_SOURCES
                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Every row of every episode: observations under ``keys``, the success label (per episode from the first
-    provenance in ``prefer`` that labelled it per step), the episode index."""
+    """The labelled frames of ``store``: observations under ``keys``, the success label, the episode index.
+
+    Labels only, never the recorded truth/ (the twin's) or classifier/: per episode, the first of ``sources`` that
+    labelled it ("operator" also takes "operator:<name>"). Its per-row marks where given (every row judged); else an outcome "failure" makes every row a
+    negative and an outcome "success" makes the final row a positive (the other rows are left out: when success
+    began is unknown). Episodes no source labelled are left out. Raises ValueError naming the store when none is
+    labelled."""
+    bad = [s for s in sources if s in LABEL_RESERVED]
+    if bad:
+        raise ValueError(f"the classifier learns from labels only, not {bad[0]}/ (recorded judgements)")
     missing = [k for k in keys if data_key(k) not in store.keys]
     if missing:
         raise ValueError(f"{store.path}: no data/{data_key(missing[0])} for classifier key {missing[0]!r}; keys: {store.obs_keys}")
     obs: dict[str, list] = {k: [] for k in keys}
     labels, episode = [], []
     for i in range(store.n_episodes):
-        try:
-            success, _ = store.step_success(i, prefer)
-        except KeyError as exc:
-            raise ValueError(f"{exc.args[0]}; record with `robotrl record` or label it (EpisodeStore.add_label)") from None
-        rows = store.episode(i, [data_key(k) for k in keys])
+        judged = store.judgements(i)
+        label = next((judged[k] for s in sources for k in judged if k == s or k.startswith(f"{s}:")), None)
+        if label is None:
+            continue
+        n = store.episode_slice(i).stop - store.episode_slice(i).start
+        if label.steps is not None:
+            rows, y = np.arange(n), np.asarray(label.steps, bool)
+        elif label.success is False:
+            rows, y = np.arange(n), np.zeros(n, bool)
+        elif label.success:
+            rows, y = np.array([n - 1]), np.ones(1, bool)
+        else:
+            continue
+        data = store.episode(i, [data_key(k) for k in keys])
         for k in keys:
-            obs[k].append(rows[data_key(k)])
-        labels.append(success)
-        episode.append(np.full(len(success), i))
+            obs[k].append(data[data_key(k)][rows])
+        labels.append(y)
+        episode.append(np.full(len(rows), i))
+    if not labels:
+        raise ValueError(
+            f"{store.path}: none of its {store.n_episodes} episodes has a label from {', '.join(sources)}; the classifier "
+            f"learns from labels only, never from truth/. Add them: `robotrl label {store.path} --episode N --success "
+            f"yes|no [--steps FIRST-LAST]`, or in the twin `robotrl label {store.path} --scripted`")
     return {k: np.concatenate(v) for k, v in obs.items()}, np.concatenate(labels).astype(np.float32), np.concatenate(episode)
 
 
-def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, batch_size: int = 128, val_fraction: float = 0.2,
-                     min_precision: float = 0.95, lr: float = 3e-4, seed: int = 0, progress: bool = True) -> tuple[SuccessClassifier, ClassifierReport]:
-    obs, labels, episode = load_frames(store, keys)
-    if labels.sum() == 0 or labels.sum() == len(labels):
-        raise ValueError(f"{store.path}: labels are all {'positive' if labels.sum() else 'negative'}; need both classes")
-    rng = np.random.default_rng(seed)
-    episodes = rng.permutation(store.n_episodes)
-    val_eps = set(episodes[: max(1, int(round(val_fraction * store.n_episodes)))].tolist())
-    is_val = np.isin(episode, list(val_eps))
-    tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+def split_labelled(episode: np.ndarray, labels: np.ndarray, held_out: float, seed: int) -> dict[str, np.ndarray]:
+    """Episodes (never frames: neighbours are near-duplicates) into train / calibration / test, stratified by whether
+    an episode has a success frame; the held-out episodes of each kind alternate between calibration and test."""
+    eps = np.unique(episode)
+    has_pos = np.array([labels[episode == e].max() > 0.5 for e in eps])
+    parts: dict[str, list] = {"train": [], "calibration": [], "test": []}
+    for group in (eps[has_pos], eps[~has_pos]):
+        tr, ho = split_episodes(len(group), held_out, seed)
+        parts["train"] += group[tr].tolist()
+        parts["calibration"] += group[ho][0::2].tolist()
+        parts["test"] += group[ho][1::2].tolist()
+    return {k: np.array(sorted(v), np.int64) for k, v in parts.items()}
+
+
+def reaction_band(labels: np.ndarray, episode: np.ndarray, guard: int) -> np.ndarray:
+    """The unmarked frames within ``guard`` rows of a success mark, in the same episode: an operator presses
+    "success" a reaction time late, lets go early and the held key bounces, so these frames are ambiguous -- they
+    look like the success beside them. Left out of training, calibration and the report; without this, precision
+    against late labels counts the true successes the operator was slow to mark as false positives."""
+    pos = labels > 0.5
+    near = np.zeros(len(labels), bool)
+    for shift in range(1, guard + 1):
+        same = episode[shift:] == episode[:-shift]
+        near[:-shift] |= pos[shift:] & same  # a mark within `shift` rows after
+        near[shift:] |= pos[:-shift] & same  # a mark within `shift` rows before
+    return near & ~pos
+
+
+def scores(model: SuccessClassifier, obs: dict[str, np.ndarray], idx: np.ndarray, batch: int = 512) -> np.ndarray:
+    """P(success) of frames ``idx``."""
+    model.eval()
+    with torch.inference_mode():
+        out = [torch.sigmoid(model({k: torch.as_tensor(v[idx[s : s + batch]]) for k, v in obs.items()}))
+               for s in range(0, len(idx), batch)]
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def hard_negatives(model: SuccessClassifier, obs: dict[str, np.ndarray], labels: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The frames of ``idx`` the classifier scores positive (at its threshold) that a label rejects."""
+    neg = idx[labels[idx] < 0.5]
+    return neg[scores(model, obs, neg) >= model.threshold]
+
+
+def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, batch_size: int = 128, val_fraction: float = 0.4,
+                     min_precision: float = 0.99, lr: float = 3e-4, seed: int = 0, progress: bool = True, rounds: int = 2,
+                     hard_fraction: float = 0.25, sources: tuple[str, ...] = LABEL_SOURCES, guard: int = 5
+                     ) -> tuple[SuccessClassifier, ClassifierReport]:
+    """Train on the operator's labels (``load_frames``): episodes split into train / calibration / test
+    (``val_fraction`` held out, half each); ``steps`` updates, the threshold calibrated for ``min_precision`` on the
+    calibration episodes; then each further round mines the training frames it scores positive that a label
+    rejects (hard negatives) and trains ``steps`` more updates with ``hard_fraction`` of every batch drawn from them,
+    and calibrates again. Precision, recall and the confusion are measured on the test episodes. The ``guard``
+    rows beside a success mark that are unmarked are left out everywhere (``reaction_band``)."""
+    obs, labels, episode = load_frames(store, keys, sources)
+    split = split_labelled(episode, labels, val_fraction, seed)
+    clear = ~reaction_band(labels, episode, guard)
+    tr = np.flatnonzero(np.isin(episode, split["train"]) & clear)
+    cal = np.flatnonzero(np.isin(episode, split["calibration"]) & clear)
+    test = np.flatnonzero(np.isin(episode, split["test"]) & clear)
+    evaluated_on = "test" if len(test) else "calibration"
+    if not len(test):
+        test = cal
+    if not len(cal):
+        cal = tr  # too few episodes to hold any out: calibrated on training frames (reported as such)
+        evaluated_on, test = "training", tr
+    pos = float(labels[tr].sum())
+    if pos == 0 or pos == len(tr):
+        raise ValueError(f"{store.path}: the training episodes' labels are all {'positive' if pos else 'negative'}; "
+                         "label both successes and failures (more episodes)")
     space = gym.spaces.Dict({k: _box(v.shape[1:], str(v.dtype)) for k, v in obs.items()})
     torch.manual_seed(seed)
     model = SuccessClassifier(space, keys)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    pos = labels[tr].sum()
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(tr) - pos) / max(pos, 1.0)))  # class balance
+    rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in tqdm(range(steps), desc="reward classifier", unit="step", disable=not progress):
-        idx = tr[rng.integers(0, len(tr), batch_size)]
-        batch = model.encoder.augment({k: torch.as_tensor(v[idx]) for k, v in obs.items()}, pad=4, generator=gen)
-        loss = loss_fn(model(batch), torch.as_tensor(labels[idx]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    mined: list[int] = []
+    hard = np.zeros(0, np.int64)
+    for r in range(rounds):
+        n_hard = int(round(hard_fraction * batch_size)) if len(hard) else 0
+        model.train()
+        for _ in tqdm(range(steps), desc=f"reward classifier, round {r + 1}/{rounds}", unit="step", disable=not progress):
+            idx = tr[rng.integers(0, len(tr), batch_size)]
+            if n_hard:  # HIL-SERL's hard negatives: the frames the last round wrongly called a success, oversampled
+                idx[:n_hard] = hard[rng.integers(0, len(hard), n_hard)]
+            batch = model.encoder.augment({k: torch.as_tensor(v[idx]) for k, v in obs.items()}, pad=4, generator=gen)
+            loss = loss_fn(model(batch), torch.as_tensor(labels[idx]))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.threshold = calibrate_threshold(scores(model, obs, cal), labels[cal], min_precision)
+        hard = hard_negatives(model, obs, labels, tr)
+        mined.append(len(hard))
     model.eval()
-    with torch.inference_mode():
-        probs = torch.cat([torch.sigmoid(model({k: torch.as_tensor(v[va[s : s + 512]]) for k, v in obs.items()}))
-                           for s in range(0, len(va), 512)]).numpy()
-    model.threshold = calibrate_threshold(probs, labels[va], min_precision)
-    pred, y = probs >= model.threshold, labels[va] > 0.5
-    tp = float((pred & y).sum())
+    pred, y = scores(model, obs, test) >= model.threshold, labels[test] > 0.5
+    c = {"tp": int((pred & y).sum()), "fp": int((pred & ~y).sum()), "fn": int((~pred & y).sum()), "tn": int((~pred & ~y).sum())}
     report = ClassifierReport(
-        threshold=model.threshold, val_accuracy=float((pred == y).mean()),
-        val_precision=tp / max(pred.sum(), 1), val_recall=tp / max(y.sum(), 1),
-        n_train=len(tr), n_val=len(va), positives=int(labels.sum()),
+        threshold=model.threshold, val_accuracy=float((pred == y).mean()) if len(y) else float("nan"),
+        val_precision=c["tp"] / max(c["tp"] + c["fp"], 1), val_recall=c["tp"] / max(c["tp"] + c["fn"], 1),
+        n_train=len(tr), n_val=len(test), positives=int(labels.sum()), confusion=c, ambiguous=int((~clear).sum()),
+        episodes={k: len(v) for k, v in split.items()}, split={k: v.tolist() for k, v in split.items()}, hard_negatives=mined, rounds=len(mined), evaluated_on=evaluated_on,
+        sources=tuple(sources),
     )
     return model, report
 
