@@ -392,3 +392,30 @@ def test_frozen_encoder_features_are_computed_once_per_frame_and_updates_run_no_
     assert agent.policy.act(obs).shape == (3,)
     assert SACAgent(env.observation_space, env.action_space, SACConfig(**SMALL)).replay_encoders() == {}
     env.close()
+
+
+@pytest.mark.slow
+def test_pretrain_encoder_script_writes_weights_sac_loads_frozen(tmp_path):
+    """scripts/pretrain_encoder.py on a few twin episodes: conv weights that SACConfig's pretrained_encoder loads
+    into every camera (and freezes), with a provenance JSON (data, objective, probe against a random conv)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "enc.pt"
+    script = Path(__file__).parent.parent / "scripts" / "pretrain_encoder.py"
+    subprocess.run([sys.executable, str(script), "--env", "robotrl/ArmReach-v0", "--cameras", "wrist", "--image-size", "32",
+                    "--channels", "8", "--episodes", "3", "--steps", "5", "--batch", "8", "--out", str(out)], check=True,
+                   capture_output=True, timeout=300)
+    provenance = json.loads(out.with_suffix(".pt.json").read_text())
+    assert provenance["data"]["downloaded"] is False and provenance["data"]["cameras"] == ["images/wrist"]
+    assert {"pretrained", "random"} <= set(provenance["probe"]) and provenance["architecture"]["channels"] == 8
+    env = gym.make("robotrl/ArmReach-v0", observation={"cameras": ["wrist"], "image_size": 32})
+    agent = SACAgent(env.observation_space, env.action_space,
+                     SACConfig(**SMALL, pretrained_encoder=str(out), freeze_encoder=True))
+    weights = torch.load(out, weights_only=True)
+    conv = agent.critic.encoder.cnns["images/wrist"].conv
+    assert all(torch.equal(conv.state_dict()[k], v) for k, v in weights.items())
+    assert not any(p.requires_grad for p in conv.parameters()) and set(agent.replay_encoders()) == {"images/wrist"}
+    env.close()
