@@ -52,9 +52,13 @@ class LabelReport:
 
     def __str__(self) -> str:
         wins = sum(lab.success for lab in self.labelled)
+        bare = sum(lab.success and not lab.frames for lab in self.labelled)
+        why = (f" ({bare} successes by outcome only: the success was shorter than the operator's delay -- e.g. the "
+               "episode ended on success -- or the frame budget was spent; the classifier learns their final frame)"
+               if bare else "")
         return (f"labelled {len(self.labelled)} episodes ({wins} success, {len(self.labelled) - wins} failure), "
-                f"{self.frames} success frames marked; {self.skipped} already labelled, {self.unlabelled} left unlabelled "
-                "by the budget")
+                f"{self.frames} success frames marked{why}; {self.skipped} already labelled, {self.unlabelled} left "
+                "unlabelled by the budget")
 
 
 @dataclass(frozen=True)
