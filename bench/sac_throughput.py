@@ -52,8 +52,8 @@ def sb3(env: gym.Env, buffer: ReplayBuffer, n_critics: int = 2) -> Run:
                 seed=0, verbose=0)
     model.set_logger(configure(None, []))  # train() logs; a logger with no outputs keeps that cheap
     space = env.observation_space
-    for i in range(buffer.size):  # the very transitions ours samples from
-        obs, next_obs = ({k: v[i] for k, v in d.items()} for d in (buffer.obs, buffer.next_obs))
+    for i in buffer.transitions():  # the very transitions ours samples from
+        obs, next_obs = ({k: v[row] for k, v in buffer.obs.items()} for row in (i, buffer.next_index[i]))
         model.replay_buffer.add(gym.spaces.flatten(space, obs)[None], gym.spaces.flatten(space, next_obs)[None],
                                 buffer.action[i][None], buffer.reward[i:i + 1], buffer.done[i:i + 1], [{}])
 

@@ -57,12 +57,23 @@ def updater(env: gym.Env, buffer: ReplayBuffer, sac: dict[str, Any], seed: int =
     cfg = load_sac_config(sac)
     agent = SACAgent(env.observation_space, env.action_space, cfg, seed)
     rng = np.random.default_rng(seed)
+    if encoders := agent.replay_encoders():  # a frozen, cached encoder: the replay holds features, as in training
+        buffer = _encoded(buffer, encoders, env.observation_space)
 
     def run(k: int) -> None:
         for _ in range(k):
             agent.update(buffer.sample(cfg.batch_size * cfg.utd, rng))
 
     return run
+
+
+def _encoded(buffer: ReplayBuffer, encoders: dict[str, Any], obs_space: gym.Space) -> ReplayBuffer:
+    """``buffer``'s transitions in a buffer that stores the encoders' features in place of their frames."""
+    out = ReplayBuffer(obs_space, buffer.action.shape[1], 2 * buffer.capacity, encoders)
+    for i in buffer.transitions():
+        obs, next_obs = ({k: v[row] for k, v in buffer.obs.items()} for row in (i, buffer.next_index[i]))
+        out.add(obs, buffer.action[i], buffer.reward[i], next_obs, bool(buffer.done[i]))
+    return out
 
 
 def rate(run: Run, k: int) -> float:
