@@ -266,7 +266,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from robotrl.runtime.train import RunConfig, load_history, train
 
     _, overrides = learner_overrides(args.algo, args.config, utd=getattr(args, "utd", None))
-    cfg = RunConfig(env=args.env, env_kwargs=task_kwargs(args.env, cameras=args.cameras, reward=args.reward),
+    classifier = args.reward.removeprefix("classifier:") if args.reward and args.reward.startswith("classifier:") else None
+    reward_type = None if classifier else args.reward
+    cfg = RunConfig(env=args.env, env_kwargs=task_kwargs(args.env, cameras=args.cameras, reward=reward_type), classifier=classifier,
                     algo=args.algo, learner=overrides,
                     demos=args.demos, human=args.human, seed=args.seed, total_steps=args.steps,
                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, success_key=args.success_key,
@@ -344,6 +346,12 @@ def _save_frames(folder: Path, ep: int, step: int, render: np.ndarray, obs: dict
             iio.imwrite(folder / f"ep{ep:03d}_step{step:04d}_{key.split('/', 1)[1]}.png", value)
 
 
+def _reward(text: str) -> str:
+    if text in ("sparse", "dense") or (text.startswith("classifier:") and len(text) > len("classifier:")):
+        return text
+    raise argparse.ArgumentTypeError(f"expected sparse, dense or classifier:PATH, got {text!r}")
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -381,7 +389,9 @@ def _train_args(p: argparse.ArgumentParser, algo: str, config_example: str, step
     p.add_argument("--eval-every", type=_positive, default=1000, help="env steps between evaluations, and at the last step (default: 1000)")
     p.add_argument("--eval-episodes", type=_positive, default=50, help="episodes per evaluation, seeds 10000 + i: they "
                    "pick best.pt (default: 50)")
-    p.add_argument("--reward", choices=["sparse", "dense"], help="override the task's reward type (robotrl tasks only)")
+    p.add_argument("--reward", type=_reward, help="sparse or dense: override the task's reward type (robotrl tasks only); "
+                   "classifier:PATH: reward and success from a reward classifier (`robotrl train classifier`), as on a "
+                   "robot, while evaluations still judge by the env's own success")
     p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist (robotrl tasks only)")
     p.add_argument("--success-key", help=SUCCESS_KEY_HELP + "; stored in the run for eval and resume")
     p.add_argument("--human", choices=["none", "scripted"], default="none", help="a scripted human intervenes (ArmPickCube)")

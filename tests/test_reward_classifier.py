@@ -216,3 +216,27 @@ def test_train_classifier_command_round_trip(tmp_path, capsys):
     env.reset()
     _, reward, _, _, info = env.step(np.array([1.0], np.float32))
     assert reward == float(info["success_probability"] >= loaded.threshold)
+
+
+@pytest.mark.slow
+def test_training_takes_its_reward_from_a_classifier_and_evaluates_by_the_env(trained, tmp_path):
+    """`robotrl train --reward classifier:PATH`: the actor's env is rewarded and judged by the classifier (its
+    verdicts land in the store's classifier/ columns beside the env's truth/), while evaluations still judge by the
+    env's own success."""
+    from robotrl.runtime.train import RunConfig, load_run, train
+
+    _, model, _ = trained
+    path = tmp_path / "clf.pt"
+    model.save(path, gym.make("robotrl/ArmPickCube-v0", **ENV).observation_space)
+    run = tmp_path / "run"
+    train(RunConfig(env="robotrl/ArmPickCube-v0", env_kwargs=ENV, classifier=str(path), total_steps=80, random_steps=40,
+                    eval_episodes=1, learner={"hidden": 32, "batch_size": 16, "device": "cpu"}), run, progress=False)
+    assert load_run(run).classifier == str(path)
+    store = EpisodeStore(run / "episodes.zarr")
+    rows = store.episode(0)
+    assert "classifier/probability" in rows and "truth/success" in rows
+    np.testing.assert_array_equal(rows["reward"][:-1], rows["classifier/success"][:-1].astype(np.float32))
+    with pytest.raises(SystemExit):
+        main(["train", "sac", "--env", "robotrl/ArmPickCube-v0", "--out", str(tmp_path / "x"), "--reward", "classifier:"])
+    assert main(["train", "sac", "--env", "robotrl/ArmPickCube-v0", "--out", str(tmp_path / "y"),
+                 "--reward", f"classifier:{tmp_path / 'missing.pt'}"]) == 2 and not (tmp_path / "y").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import gymnasium as gym
@@ -218,9 +219,17 @@ def make_env(env_id: str, env_kwargs: dict, success_key: str | None = None) -> g
     return env if isinstance(env.observation_space, gym.spaces.Dict) else DictObservation(env)
 
 
-def make_actor_env(env_id: str, env_kwargs: dict, human: str, seed: int, success_key: str | None = None) -> gym.Env:
-    """The training env, with the scripted human wrapped around it when ``human == "scripted"``."""
+def make_actor_env(env_id: str, env_kwargs: dict, human: str, seed: int, success_key: str | None = None,
+                   classifier: str | None = None) -> gym.Env:
+    """The training env: with a reward ``classifier`` (a file from `robotrl train classifier`) its reward and success
+    are the classifier's; with ``human == "scripted"`` a scripted human intervenes."""
     env = make_env(env_id, env_kwargs, success_key)
+    if classifier:
+        from robotrl.reward_classifier import ClassifierReward, SuccessClassifier
+
+        if not Path(classifier).is_file():
+            raise ValueError(f"reward classifier {classifier}: no such file; train one with `robotrl train classifier`")
+        env = ClassifierReward(env, SuccessClassifier.load(classifier))
     if human == "none":
         return env
     from robotrl.tasks.experts import make_expert

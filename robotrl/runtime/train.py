@@ -67,6 +67,9 @@ class RunConfig(StrictModel):
     learner: dict[str, Any] = {}  # overrides of configs/learners/<algo>.yaml
     demos: str | None = None  # episode store with demonstrations (robotrl record)
     human: Literal["none", "scripted"] = "none"  # a scripted intervener (ArmPickCube)
+    # A path to a reward classifier (`robotrl train classifier`): the training env's reward and success are its
+    # verdict on the observations, as on a robot; evaluations still judge by the env's own success.
+    classifier: str | None = None
     takeover_penalty: float = Field(0.1, ge=0)  # reward charged to the policy step a human took over after (RLIF)
     seed: int = 0
     total_steps: int = Field(20_000, ge=1)
@@ -104,7 +107,7 @@ def save_run(cfg: RunConfig, run: Path) -> None:
 def _build(cfg: RunConfig) -> tuple[gym.Env, Algorithm, Learner]:
     """Env, algorithm and learner (demos loaded): everything that can fail on a bad env id, learner config or demos,
     with nothing written yet."""
-    env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed, cfg.success_key)
+    env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed, cfg.success_key, cfg.classifier)
     algorithm = make_algorithm(cfg.algo, env.observation_space, env.action_space, cfg.learner, cfg.seed)
     if algorithm.replay == "offline" and not cfg.demos and cfg.human == "none":
         raise ValueError(f"{cfg.algo} learns from demonstrations only (its replay is offline): give demos "
