@@ -185,7 +185,7 @@ class RosEnv(gym.Env):
         self.observation_space, self.action_space = self.processor.space, self.task.action_space
         self.node, self.timeout, self.startup_timeout = node, timeout, startup_timeout
         self.stop = stop or threading.Event()
-        self.control_dt = 1.0 / self.config.control_hz
+        self.control_dt = self.task.control_dt
         # Floors of 0.1 s: at 50 Hz, 1.5 periods (30 ms) is below an ordinary Linux scheduling hiccup.
         self.deadline = deadline if deadline is not None else max(2 * self.control_dt, 0.1)
         self.max_obs_age = max_obs_age if max_obs_age else max(1.5 * self.control_dt, 0.1)
