@@ -24,6 +24,8 @@ RESULTS = ROOT / "bench" / "results"  # the committed results: written only with
 DEFAULT_OUT = ROOT / "out" / "bench"
 PACKAGES = ("mujoco", "torch", "numpy", "gymnasium", "zarr", "stable-baselines3", "ros-kilted-rclpy")
 # CPU features that change what the learners' fast paths can do (bf16 matmuls, wide vectors).
+TARGET = 0.9  # first_hit: the first evaluation at or above this success rate
+STAY = 0.85  # stays_from: no later evaluation below this (DESIGN.md)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
@@ -97,3 +99,29 @@ def _jsonable(x):
     if isinstance(x, np.ndarray):
         return x.tolist()
     raise TypeError(type(x))
+
+
+def first_hit(curve: list[dict]) -> int | None:
+    return next((c["env_steps"] for c in curve if c["success"] >= TARGET), None)
+
+
+def stays_from(curve: list[dict]) -> int | None:
+    """The first evaluation after which no later one falls below STAY (None: the last one is below)."""
+    since = None
+    for c in curve:
+        if c["success"] < STAY:
+            since = None
+        elif since is None:
+            since = c["env_steps"]
+    return since
+
+
+def finished_jobs(path: Path, settings: dict) -> dict[str, dict[str, dict]]:
+    """The jobs a previous run with the same settings finished (resume), or none."""
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    if old.get("settings", {}).get("run") != settings:
+        raise SystemExit(f"{path} holds a run with other settings ({old.get('settings', {}).get('run')}); "
+                         f"give another --name or remove it")
+    return old["jobs"]

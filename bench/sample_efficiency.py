@@ -18,7 +18,6 @@ core) in spawned processes, each recording the CPU it ran on.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,12 +27,10 @@ from typing import Any
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
-from common import add_output_args, cpu, out_dir, write_result
+from common import STAY, TARGET, add_output_args, cpu, finished_jobs, first_hit, out_dir, stays_from, write_result
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 ENV_KWARGS = {"reward": "sparse"}
-TARGET = 0.9  # first_hit
-STAY = 0.85  # stays_from: no later evaluation below this
 FINAL_EPISODES = 200
 # Our learner's configurations, as RunConfig overrides: the default, and the fast path of bench/sac_throughput.py
 # (run it with --methods ours_compiled_bf16 --name NAME to check that the fast path learns as well).
@@ -126,21 +123,6 @@ def sb3(seed: int, args: argparse.Namespace, with_demos: bool) -> dict:
     return {"curve": curve, "final": {"last": final}, "train_wall_s": time.time() - start}
 
 
-def first_hit(curve: list[dict]) -> int | None:
-    return next((c["env_steps"] for c in curve if c["success"] >= TARGET), None)
-
-
-def stays_from(curve: list[dict]) -> int | None:
-    """The first evaluation after which no later one falls below STAY (None: the last one is below)."""
-    since = None
-    for c in curve:
-        if c["success"] < STAY:
-            since = None
-        elif since is None:
-            since = c["env_steps"]
-    return since
-
-
 def job(spec: tuple[str, int, argparse.Namespace]) -> tuple[str, int, dict]:
     method, seed, args = spec
     result = ours(seed, args, **OURS[method]) if method in OURS else sb3(seed, args, with_demos=method == "sb3_with_demos")
@@ -225,17 +207,6 @@ def main() -> None:
             write(folder, args, settings, jobs)
     if not specs and jobs:  # nothing left to run: refresh the summary and the plot
         write(folder, args, settings, jobs)
-
-
-def finished_jobs(path: Path, settings: dict) -> dict[str, dict[str, dict]]:
-    """The jobs a previous run with the same settings finished (resume), or none."""
-    if not path.exists():
-        return {}
-    old = json.loads(path.read_text())
-    if old.get("settings", {}).get("run") != settings:
-        raise SystemExit(f"{path} holds a run with other settings ({old.get('settings', {}).get('run')}); "
-                         f"give another --name or remove it")
-    return old["jobs"]
 
 
 def write(folder: Path, args: argparse.Namespace, settings: dict, jobs: dict) -> None:

@@ -16,9 +16,9 @@ import robotrl  # noqa: F401,I001  first: registers the envs and selects headles
 
 import numpy as np
 
-from common import add_output_args, out_dir, write_result
 from robotrl.runtime.train import RunConfig
-from sample_efficiency import ENV_ID, TARGET, first_hit, ours
+from common import TARGET, add_output_args, first_hit, out_dir, write_result
+from sample_efficiency import ENV_ID, ours
 
 
 def job(spec):

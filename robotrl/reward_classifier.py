@@ -44,6 +44,11 @@ class SuccessClassifier(nn.Module):
         batch = {k: torch.as_tensor(np.asarray(obs[k]))[None] for k in self.keys}
         return float(torch.sigmoid(self(batch))[0])
 
+    def verdicts(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Success (bool) of every row of a batch of observations, at the threshold."""
+        rows = len(next(iter(obs.values())))
+        return scores(self, obs, np.arange(rows)) >= self.threshold
+
     def save(self, path: str | Path, obs_space: gym.spaces.Dict | None = None, info: dict | None = None) -> None:
         """Weights, keys, observation shapes and threshold in one file; ``info``: provenance kept beside them
         (e.g. the store and the report), read back with ``torch.load(path)["info"]``."""
@@ -273,8 +278,10 @@ def calibrate_threshold(probs: np.ndarray, labels: np.ndarray, min_precision: fl
 
 
 class ClassifierReward(gym.Wrapper):
-    """Replaces the task's reward and success with the classifier's: reward 1 and success when
-    P(success | obs) >= threshold. With ``terminate``, a detected success ends the episode (HIL-SERL)."""
+    """The env as a robot judges it: reward 1 and success when P(success | obs) >= threshold; with ``terminate``, a
+    detected success ends the episode (HIL-SERL), and nothing else does -- the env's own ending (its success or
+    failure: ground truth in the twin, which no robot computes) is ignored, so the episode runs on to its time limit
+    as on a robot. The env's own verdict is kept in ``info`` (``task_*``) for the store's truth/ columns only."""
 
     def __init__(self, env: gym.Env, classifier: SuccessClassifier, terminate: bool = True):
         super().__init__(env)
@@ -285,9 +292,9 @@ class ClassifierReward(gym.Wrapper):
         p = self.classifier.probability(obs)
         success = p >= self.classifier.threshold
         # The env's own verdict stays beside the classifier's (the episode store keeps them apart).
-        info = {**info, "task_success": info.get("success"), "task_reward": float(task_reward), "success": success,
-                "success_probability": p}
-        return obs, float(success), bool(terminated or (success and self.terminate)), truncated, info
+        info = {**info, "task_success": info.get("success"), "task_reward": float(task_reward), "task_terminated": terminated,
+                "success": success, "success_probability": p}
+        return obs, float(success), bool(success and self.terminate), truncated, info
 
 
 def _box(shape, dtype: str) -> gym.spaces.Box:

@@ -70,10 +70,17 @@ class Learner:
         self.published_updates = -1  # agent.num_updates when the newest version was published
 
     # -- data ----------------------------------------------------------------------------------------------
-    def add_demos(self, store: EpisodeStore) -> int:
+    def add_demos(self, store: EpisodeStore, judge: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None) -> int:
+        """Every episode of ``store`` into the offline buffer. ``judge`` (observations -> success per row, e.g. a
+        reward classifier's verdicts) re-judges each step by the observation it led to: its reward (1 / 0) and
+        end, in place of the recorded ones -- so a run that learns from a classifier's reward takes none from demos
+        recorded under another judge (the twin's truth)."""
         n = 0
         for _, rows in store.episodes():
             ep = transitions(rows)
+            if judge is not None:
+                success = judge({k: v[1:] for k, v in ep["obs"].items()})
+                ep["reward"], ep["terminated"] = success.astype(np.float32), success
             self.offline.add_episode(ep)
             n += len(ep["action"])
         return n

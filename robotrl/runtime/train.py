@@ -114,16 +114,23 @@ def _build(cfg: RunConfig) -> tuple[gym.Env, Algorithm, Learner]:
                          "(--demos, an episode store from `robotrl record`)")
     learner = Learner(algorithm, env.observation_space, seed=cfg.seed, takeover_penalty=cfg.takeover_penalty)
     if cfg.demos:
-        _add_demos(learner, cfg.demos, cfg.env)
+        _add_demos(learner, cfg.demos, cfg.env, cfg.classifier)
     return env, algorithm, learner
 
 
-def _add_demos(learner: Learner, demos: str, env_id: str) -> None:
+def _add_demos(learner: Learner, demos: str, env_id: str, classifier: str | None) -> None:
+    """The demos into the learner; with a reward ``classifier`` their rewards and ends are its verdicts, never the
+    ones recorded with them (the twin's truth)."""
     store = EpisodeStore(demos)
     if not store.n_episodes:
         raise ValueError(f"demos {demos}: no complete episodes in the store")
+    judge = None
+    if classifier:
+        from robotrl.reward_classifier import SuccessClassifier
+
+        judge = SuccessClassifier.load(classifier).verdicts
     try:
-        learner.add_demos(store)
+        learner.add_demos(store, judge)
     except ValueError as exc:  # the replay buffer's shape check: recorded on another task or with other cameras
         tasks = ", ".join(sorted({m.task for m in store.metas()}))
         raise ValueError(f"demos {demos} (recorded on {tasks}) do not fit {env_id}: {exc}; record demos on "

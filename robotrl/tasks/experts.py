@@ -106,13 +106,37 @@ class QuadGoalExpert(Stateless):
 QuadHoverExpert = QuadWaypointsExpert = QuadGoalExpert
 
 
+class TwinTeleoperator(Stateless):
+    """A task's scripted expert as the teleoperator of a twin whose observations are deployable (cameras and
+    proprioception, no object pose): like a person at the robot it sees the scene -- the twin's tracked objects and
+    goals -- and acts on it. Only its actions are recorded, with the env's own observations; twin only, for demos and
+    scripted takeovers, as the scripted operator is for labels (robotrl.labels)."""
+
+    def __init__(self, env: gym.Env, expert: Policy):
+        self.twin, self.expert = env.unwrapped, expert
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
+        twin = self.twin
+        seen = twin.task.observe(twin.reading, twin.object_positions(), twin.goals)
+        return self.expert.act({**obs, **{f"state/{k}": np.asarray(v, np.float32) for k, v in seen.items()}}, deterministic)
+
+
 def make_expert(task: Task | gym.Env) -> Policy:
-    """The scripted expert of a task (or of the task a twin env or RosEnv plays)."""
+    """The scripted expert of a task (or of the task a twin env or RosEnv plays). Given a twin env whose
+    observations are deployable (no object pose), the expert sees the scene as a teleoperator would
+    (:class:`TwinTeleoperator`)."""
+    env = task if isinstance(task, gym.Env) else None
     task = getattr(getattr(task, "unwrapped", task), "task", task)
     env_id = getattr(task, "env_id", "")
     if env_id not in EXPERTS:
         raise ValueError(f"no scripted expert for {env_id or type(task).__name__!r}; experts exist for: {', '.join(EXPERTS)}")
-    return EXPERTS[env_id](task)
+    expert = EXPERTS[env_id](task)
+    if env is not None and hasattr(env.unwrapped, "object_positions") and task.privileged and task.deployable:
+        return TwinTeleoperator(env, expert)
+    return expert
 
 
 EXPERTS: dict[str, type] = {
