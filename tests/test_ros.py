@@ -24,6 +24,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from std_msgs.msg import Float64, Float64MultiArray, Int64  # noqa: E402
 
 from conftest import free_udp_port  # noqa: E402
+from robotrl.config import read_yaml  # noqa: E402
 from robotrl.data import EpisodeStore  # noqa: E402
 from robotrl.tasks.experts import make_expert  # noqa: E402
 from robotrl.ros import convert  # noqa: E402
@@ -272,12 +273,22 @@ def _run_launch_file(path: Path, monkeypatch, graph: str | None) -> tuple[list[d
     return made, argument.default_value
 
 
-HARDWARE_GRAPH = ROS_WS / "src/robotrl_bringup/config/hardware_pick.yaml"
+HARDWARE_GRAPH = ROS_WS / "src/robotrl_bringup/config/hardware_pick.yaml"  # configs/graphs/hardware_pick.yaml
+
+
+def _with_the_hardware_classifier(monkeypatch, tmp_path: Path) -> None:
+    """The hardware graph names a classifier file (relative to where it is launched), which must exist to load it."""
+    from test_hardware_graph import save_classifier
+
+    monkeypatch.chdir(tmp_path)
+    classifier = read_yaml(HARDWARE_GRAPH)["nodes"]["classifier"]["parameters"]
+    save_classifier(tmp_path / classifier["model"], classifier["task_kwargs"])
 
 
 @pytest.mark.parametrize("launch_file, graph, default", [("sim", "sim_pick", "sim_pick"), ("sim", "sim_learn", "sim_pick"), ("sim", "sim_hover", "sim_pick"),
                                                          ("hardware", None, str(HARDWARE_GRAPH))])
 def test_the_launch_files_start_the_graph_nodes_with_their_parameters(launch_file, graph, default, monkeypatch, tmp_path):
+    _with_the_hardware_classifier(monkeypatch, tmp_path)
     made, default_graph = _run_launch_file(ROS_WS / f"src/robotrl_bringup/launch/{launch_file}.launch.py", monkeypatch, graph)
     assert default_graph == default
     described = load_graph(graph or default).nodes
@@ -689,7 +700,7 @@ assert "mujoco" not in sys.modules, "mujoco imported"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_the_device_nodes_limits_are_the_robot_configs(ros):
+def test_the_device_nodes_limits_are_the_robot_configs(ros, monkeypatch, tmp_path):
     """The twin's arm node rejects targets outside the robot config's workspace (the box the arm task's filter
     defaults to) and its quad node rates beyond the airframe's; the hardware graph's arm node and its actor's task
     name the same robot config."""
@@ -702,6 +713,7 @@ def test_the_device_nodes_limits_are_the_robot_configs(ros):
         task_filter = arm_twin.env.task.safety_filter()
         np.testing.assert_array_equal(np.stack(arm_twin.arm_node.workspace), np.stack([task_filter._lo, task_filter._hi]))
         assert quad_twin.devices[0].max_body_rate == crazyflie.max_body_rate
+        _with_the_hardware_classifier(monkeypatch, tmp_path)
         hardware = load_graph(HARDWARE_GRAPH).nodes
         actor = hardware["actor"].validated()
         from robotrl.tasks import make_task

@@ -2,7 +2,7 @@
 
 Both sides use REP-103 frames and (x, y, z, w) quaternions, so nothing is re-ordered here; stamps are the
 capture times (``stamp_ns``) of the samples, never the time of publishing. robotrl's own contract (a task's
-judgement, an episode reset) is typed in the ``robotrl_interfaces`` package (ros_ws/src/robotrl_interfaces),
+judgement, an operator's label, an episode reset) is typed in the ``robotrl_interfaces`` package (ros_ws/src/robotrl_interfaces),
 built into the environment by scripts/build_interfaces.sh (no ROS install) or by colcon on a ROS install.
 """
 
@@ -21,13 +21,13 @@ from std_msgs.msg import Header
 from robotrl.interfaces import ArmState, CameraIntrinsics, Frame, QuadCommand, QuadState
 
 try:
-    from robotrl_interfaces.msg import Judgement
+    from robotrl_interfaces.msg import Judgement, Label
     from robotrl_interfaces.srv import Reset
 except ImportError as e:  # pragma: no cover - scripts/install.sh builds it
-    raise ImportError("robotrl_interfaces (robotrl's ROS messages: Judgement, Reset) is not built in this Python: "
+    raise ImportError("robotrl_interfaces (robotrl's ROS messages: Judgement, Label, Reset) is not built in this Python: "
                       "run scripts/build_interfaces.sh (no ROS install needed), or build ros_ws with colcon") from e
 
-__all__ = ["Judgement", "Reset"]  # re-exported: the typed contract's message and service
+__all__ = ["Judgement", "Label", "Reset"]  # re-exported: the typed contract's messages and service
 
 
 def to_time(stamp_ns: int) -> Time:
@@ -171,3 +171,28 @@ def judgement(msg: Judgement) -> StampedJudgement:
     return StampedJudgement(stamp_ns=from_time(msg.header.stamp), reward=float(msg.reward), success=bool(msg.success),
                             failed=bool(msg.failed), costs=dict(zip(msg.cost_names, map(float, msg.costs))),
                             source=msg.source)
+
+
+@dataclass(frozen=True)
+class OperatorLabel:
+    """An operator's verdict on an episode as it travels (robotrl_interfaces/Label)."""
+
+    episode: int  # the store's index; -1: the episode in progress, or between episodes the last one stored
+    success: bool
+    source: str  # "operator" or "operator:<name>"
+    stamp_ns: int  # when it was given
+
+
+def label_msg(episode: int, success: bool, source: str = "operator", stamp_ns: int = 0) -> Label:
+    return Label(header=header(stamp_ns, ""), episode=int(episode), success=bool(success), source=source)
+
+
+def label(msg: Label) -> OperatorLabel:
+    """The label of ``msg``; raises ValueError naming the field for an episode below -1 or a source that is not an
+    operator's (the store's recorded provenances, truth and classifier, are never added after the fact)."""
+    source = msg.source or "operator"
+    if source != "operator" and not source.startswith("operator:"):
+        raise ValueError(f"Label.source {source!r}: expected 'operator' or 'operator:<name>'")
+    if msg.episode < -1:
+        raise ValueError(f"Label.episode {msg.episode}: a store index, or -1 for the current (else the last) episode")
+    return OperatorLabel(episode=int(msg.episode), success=bool(msg.success), source=source, stamp_ns=from_time(msg.header.stamp))

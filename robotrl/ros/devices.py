@@ -95,9 +95,10 @@ class DeviceNode(Node):
 class ArmNode(DeviceNode):
     def __init__(self, arm: Arm, name: str = "arm", joint_names: list[str] | None = None, rate_hz: float = 100.0,
                  workspace: tuple[np.ndarray, np.ndarray] | None = None, joint_limits: tuple[np.ndarray, np.ndarray] | None = None,
-                 ros2_control: bool = False, lock: Lock | None = None, **kwargs):
+                 ros2_control: bool = False, lock: Lock | None = None, home: Callable[[], None] | None = None, **kwargs):
         """``workspace``: (min, max) corners of the box (base frame, m) outside which targets are rejected;
-        ``joint_limits``: (min, max) joint positions (rad) outside which joint commands are rejected."""
+        ``joint_limits``: (min, max) joint positions (rad) outside which joint commands are rejected; ``home``: what
+        ``~/home`` does (default ``arm.home``; the twin keeps its clock running)."""
         super().__init__(name, rate_hz, lock, **kwargs)
         self.arm, self.workspace, self.joint_limits = arm, workspace, joint_limits
         self.joint_names = joint_names or [f"joint{i + 1}" for i in range(arm.n_joints)]
@@ -110,7 +111,7 @@ class ArmNode(DeviceNode):
         if ros2_control:
             self.create_subscription(Float64MultiArray, "/forward_position_controller/commands", self._on_joints, COMMAND_QOS)
         self._trigger("stop", arm.stop)
-        self._trigger("home", arm.home)
+        self._trigger("home", home or arm.home)
 
     def publish(self) -> None:
         with self.lock:

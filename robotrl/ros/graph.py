@@ -3,12 +3,25 @@ install: pip rclpy) or by ``ros2 launch robotrl_bringup sim.launch.py`` (ros_ws/
 
     nodes:
       <node name>:
-        kind: twin | camera | arm | quad | actor | learner   (robotrl.ros.nodes)
+        kind: twin | camera | arm | quad | actor | learner | classifier   (robotrl.ros.nodes)
         parameters: {...}                   that kind's parameters (robotrl.ros.params), mappings as YAML
         until_exit: true                    the graph stops when this node exits (e.g. an actor with N episodes)
 
 Loading a graph validates every node's parameters (types, ranges, the task config, the learner config): a bad one
 fails naming the file, the node and the key, before any process is spawned.
+
+An overlay is a graph file that starts from another and changes some nodes, e.g. the hardware graph with the twin
+in place of the cameras and the arm (configs/graphs/hardware_pick_twin.yaml):
+
+    base: hardware_pick                     a graph name or a .yaml path (relative to this file); may be an overlay
+    remove: [front_camera, arm]             base nodes dropped (each must exist)
+    nodes:
+      twin: {kind: twin, parameters: {...}} a node the base lacks (kind needed), or a base node of another kind: added
+                                            as given, replacing that one
+      actor:                                a base node without kind (or the same kind): edited, its parameters
+        parameters: {learner: {...}}        merged key by key (mappings too), until_exit replaced when given
+
+The result is validated as any graph, errors naming the overlay file.
 """
 
 from __future__ import annotations
@@ -23,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from robotrl.config import ConfigError, StrictModel, config_path, describe_error, load_config
+from robotrl.config import ConfigError, StrictModel, _deep_merge, config_path, describe_error, load_config, read_yaml
 from robotrl.ros.params import NODE_PARAMS, NodeKind, NodeParams, to_ros
 
 
@@ -50,10 +63,53 @@ def graph_path(name_or_path: str | Path) -> Path:
     return config_path(name_or_path, "graphs")
 
 
+class OverlayNode(StrictModel):
+    kind: NodeKind | None = None  # None: edit the base node of this name
+    parameters: dict[str, Any] = {}
+    until_exit: bool | None = None  # None: the base node's
+
+
+class Overlay(StrictModel):
+    base: str = Field(min_length=1)
+    remove: list[str] = []
+    nodes: dict[str, OverlayNode] = {}
+
+
+def _overlaid(path: Path, depth: int = 0) -> Graph:
+    """The graph of file ``path``, an overlay applied on its base (recursively); parameters not yet validated."""
+    if "base" not in read_yaml(path):
+        return load_config(Graph, path)
+    if depth > 8:
+        raise ConfigError(f"{path}: overlays nested more than 8 deep (a cycle of 'base'?)")
+    overlay = load_config(Overlay, path)
+    base_path = Path(overlay.base)
+    base_path = path.parent / base_path if base_path.suffix in (".yaml", ".yml") and not base_path.is_absolute() else graph_path(overlay.base)
+    try:
+        nodes = dict(_overlaid(base_path, depth + 1).nodes)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: key 'base': {exc}") from None
+    for name in overlay.remove:
+        if name not in nodes:
+            raise ConfigError(f"{path}: key 'remove': no node {name!r} in {base_path} (nodes: {', '.join(nodes)})")
+        del nodes[name]
+    for name, change in overlay.nodes.items():
+        old = nodes.get(name)
+        if old is not None and change.kind in (None, old.kind):
+            nodes[name] = NodeSpec(kind=old.kind, parameters=_deep_merge(old.parameters, change.parameters),
+                                   until_exit=old.until_exit if change.until_exit is None else change.until_exit)
+        elif change.kind is None:
+            raise ConfigError(f"{path}: key 'nodes.{name}': no node {name!r} in {base_path} to edit; a new node needs "
+                              f"a 'kind' (nodes: {', '.join(nodes)})")
+        else:
+            nodes[name] = NodeSpec(kind=change.kind, parameters=change.parameters, until_exit=bool(change.until_exit))
+    return Graph(nodes=nodes)
+
+
 def load_graph(name_or_path: str | Path) -> Graph:
-    """The graph, every node's parameters validated: errors name the file, the node and the key."""
+    """The graph (an overlay applied on its base), every node's parameters validated: errors name the file, the
+    node and the key."""
     path = graph_path(name_or_path)
-    graph = load_config(Graph, path)
+    graph = _overlaid(path)
     for name, spec in graph.nodes.items():
         try:
             spec.validated()

@@ -8,12 +8,16 @@
              (the trained policy of any learner), or learn: act for a learner node in ``run``, whose learner is
              ``algo`` (sac, bc) with ``learner`` overrides and optional ``demos``
     learner  trains from the actor's store and publishes weight versions (``~/weights_version``)
+    classifier  a reward classifier judging the task's camera frames: robotrl_interfaces/Judgement on ``~/judgement``
+             (robotrl.ros.classifier_node), an actor's ``judge`` on a robot
 
 Parameters are ROS parameters (``ros2 param list`` shows them), validated by the node kind's model in
 robotrl.ros.params, the same that validates a graph file (configs/graphs/*.yaml) before anything starts;
 mappings and lists (``task_kwargs``, ``learner``, ``joint_names``) travel as YAML text, because ROS parameters
 have no dict type. ``max_obs_age`` 0 means 1.5 control periods. With ``teleop`` the
-actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps are flagged in the store.
+actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps are flagged in the store. Every actor
+records the operator's /operator/label into its store; with ``wait_ready`` it homes the arm and waits for the
+operator's /operator/ready before each episode (robotrl.ros.operator).
 
 A node is named as in any ROS launch file, ``--ros-args -r __node:=<name>`` (default: the kind); that name goes
 to the process's main node only, and helper nodes are named after it (``<name>_observations``, the actor's
@@ -218,10 +222,14 @@ def actor_main(name: str) -> None:
     from robotrl.runtime.train import RunConfig, checkpoint_path, describe_checkpoint, load_algorithm, save_run
     from robotrl.runtime.transport import FileWeights
 
+    from robotrl.ros.operator import READY_TOPIC, OperatorLabels
+
     node = Node(name)
     p = declared(node, "actor")
     executor = spin_in_background(node)
-    env = RosEnv(node, p.task, p.task_kwargs, twin=p.twin, max_obs_age=p.max_obs_age, stop=STOPPING, judge=p.judge)
+    env = RosEnv(node, p.task, p.task_kwargs, twin=p.twin, max_obs_age=p.max_obs_age, stop=STOPPING, judge=p.judge,
+                 ready=READY_TOPIC if p.wait_ready else "")
+    ros_env = env
     if p.teleop:
         from robotrl.interventions import InterventionWrapper
         from robotrl.ros.teleop import RosTeleop
@@ -243,8 +251,11 @@ def actor_main(name: str) -> None:
         policy = Deterministic(load_algorithm(p.policy, p.checkpoint, env.observation_space, env.action_space)[0].policy)
     store_path = Path(p.store) if p.store else run / "episodes.zarr"  # the parameter model asks for one of them
     store = EpisodeStore(store_path, mode="a")
+    labels = OperatorLabels(node, store)  # before the actor's first reset, which may wait for the operator
+    ros_env.idle = labels.apply  # labels given while the actor waits for the operator's ready land at once
     try:
         actor = Actor(env, policy, store, p.task, transport, random_steps=p.random_steps, poll_every=10, seed=p.seed)
+        labels.actor = actor
         versions = node.create_publisher(Int64, "~/weights_version", 10)
         node.get_logger().info(f"acting on {p.task} with policy {p.policy!r}, episodes into {store_path}")
         while not STOPPING.is_set() and (p.episodes <= 0 or actor.episodes < p.episodes):
@@ -254,8 +265,10 @@ def actor_main(name: str) -> None:
                 node.get_logger().error(f"episode dropped: {lost}")
                 while env.unwrapped.silent and not STOPPING.is_set():
                     time.sleep(0.05)
+                labels.dropped()
                 actor.restart_episode()
                 continue
+            labels.apply()
             if done is not None:
                 meta = done["meta"]
                 versions.publish(Int64(data=actor.weights_version))
@@ -267,6 +280,24 @@ def actor_main(name: str) -> None:
         executor.shutdown()  # first: the watchdog would hold on the topics the stopping graph leaves silent
         store.close()
         env.close()
+
+
+# -- classifier ------------------------------------------------------------------------------------------------
+def classifier_main(name: str) -> None:
+    from robotrl.ros.classifier_node import ClassifierJudge
+
+    node = Node(name)
+    p = declared(node, "classifier")
+    executor = spin_in_background(node)  # parameter services; the frames are read in this thread (TopicReader)
+    judge = ClassifierJudge(node, p.task, p.task_kwargs, p.model, None if p.threshold < 0 else p.threshold, p.rate_hz)
+    node.get_logger().info(f"judging {', '.join(judge.cameras)} with {p.model} (threshold {judge.model.threshold:.3f}) "
+                           f"on {node.resolve_topic_name('~/judgement')}")
+    try:
+        while not STOPPING.is_set():
+            judge.poll(0.1)
+    finally:
+        executor.shutdown()
+        judge.close()
 
 
 # -- learner ---------------------------------------------------------------------------------------------------
@@ -324,7 +355,8 @@ def _wait_for_shutdown() -> None:
         pass
 
 
-MAINS = {"twin": twin_main, "camera": camera_main, "arm": arm_main, "quad": quad_main, "actor": actor_main, "learner": learner_main}
+MAINS = {"twin": twin_main, "camera": camera_main, "arm": arm_main, "quad": quad_main, "actor": actor_main, "learner": learner_main,
+         "classifier": classifier_main}
 
 
 def _on_stop_signal(_signum: int, _frame) -> None:

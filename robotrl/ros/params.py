@@ -59,6 +59,7 @@ class ActorParams(_TaskParams):
     max_obs_age: float = Field(0.0, ge=0)  # s; 0: 1.5 control periods
     teleop: bool = True
     checkpoint: Literal["best", "last"] = "best"
+    wait_ready: bool = False  # on a robot: once the arm is home, wait for the operator's /operator/ready before each episode
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -71,6 +72,27 @@ class ActorParams(_TaskParams):
         if not (self.store or self.run):
             raise ValueError("set 'store' (an episode store path) or 'run'")
         return self
+
+
+class ClassifierParams(_TaskParams):
+    """A reward classifier judging the task's camera frames (robotrl.ros.classifier_node)."""
+
+    model: str = Field(min_length=1)  # a classifier file from `robotrl train classifier`
+    threshold: float = Field(-1.0, ge=-1.0, le=1.0)  # success when P >= this; -1: the file's calibrated threshold
+    rate_hz: float = Field(0.0, ge=0)  # judgements per second of capture time; 0: the task's control rate
+
+    @field_validator("model")
+    @classmethod
+    def _model_fits_the_task(cls, model: str, info: ValidationInfo) -> str:
+        from pathlib import Path
+
+        if not Path(model).is_file():
+            raise ValueError(f"no classifier file {model} (from {Path.cwd()}); train one with `robotrl train classifier`")
+        if "task_kwargs" in info.data:  # else the task failed, and says so
+            from robotrl.ros.classifier_node import load_classifier
+
+            load_classifier(model, info.data["task"], info.data["task_kwargs"])  # its inputs must be the task's cameras
+        return model
 
 
 class LearnerParams(NodeParams):
@@ -109,9 +131,9 @@ class QuadNodeParams(NodeParams):
 
 NODE_PARAMS: dict[str, type[NodeParams]] = {
     "twin": TwinParams, "actor": ActorParams, "learner": LearnerParams, "camera": CameraParams, "arm": ArmNodeParams,
-    "quad": QuadNodeParams,
+    "quad": QuadNodeParams, "classifier": ClassifierParams,
 }
-NodeKind = Literal["twin", "camera", "arm", "quad", "actor", "learner"]
+NodeKind = Literal["twin", "camera", "arm", "quad", "actor", "learner", "classifier"]
 
 
 def to_ros(params: NodeParams) -> dict[str, Any]:

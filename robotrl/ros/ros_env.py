@@ -9,7 +9,10 @@ period after the last one, then takes the tracked objects and goals of that read
 camera frame nearest to it. The task judges the step from the same reading, objects and goals -- or, with
 ``judge``, whoever publishes robotrl_interfaces/Judgement on that topic (a reward classifier), at that reading's
 stamp; then a deployable task (one whose observation needs no tracked object) tracks none. The judgement used goes
-out on the actor's ``~/judgement``, stamped with the reading's stamp. A
+out on the actor's ``~/judgement``, stamped with the reading's stamp. With
+``ready`` (on a robot: the operator's ``/operator/ready``, std_msgs/Empty) a reset, once the arm is home, waits for the
+operator to say the scene is set -- a ready sent after the reset began -- and says on ``~/waiting_ready`` (Bool) while it
+waits. A
 watchdog on the steady (wall) clock -- it must work when sim time stops too -- commands hold when any observation
 topic goes silent for ``max_obs_age`` or the policy misses its deadline, and refuses new commands until fresh data
 arrives.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +33,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64
+from std_msgs.msg import Bool, Empty, Float64
 from std_srvs.srv import Trigger
 
 from robotrl.geometry import quat_from_euler
@@ -41,6 +44,12 @@ from robotrl.ros.topic_reader import TopicReader
 from robotrl.safety import SafetyReport
 from robotrl.tasks import Judgement, make_task
 from robotrl.tasks.observation import ObservationProcessor
+
+
+def camera_topic(camera: str) -> str:
+    """The image topic of a task's camera: what a CameraNode named ``<camera>_camera`` (hardware or the twin's)
+    publishes."""
+    return f"/{camera}_camera/image"
 
 
 class ObservationLost(RuntimeError):
@@ -98,6 +107,9 @@ class ArmLink:
                 return convert.arm_state(joints, ee[1], tw[1])
         return None
 
+    def newest_stamp(self) -> int | None:
+        return self.joints.items[-1][0] if self.joints.items else None
+
     def begin(self, s: ArmState) -> None:
         self.target_pos = s.ee_pos
 
@@ -135,6 +147,9 @@ class QuadLink:
         t, msg = self.odom.items[-1] if self.odom.items else (stamp_ns, None)
         return convert.quad_state(msg) if t > stamp_ns else None
 
+    def newest_stamp(self) -> int | None:
+        return self.odom.items[-1][0] if self.odom.items else None
+
     def begin(self, s: QuadState) -> None:
         self._held_since = None
 
@@ -167,7 +182,7 @@ class RosEnv(gym.Env):
 
     def __init__(self, node: Node, task: str, task_kwargs: dict | None = None, twin: str = "/twin", device: str | None = None,
                  max_obs_age: float | None = None, deadline: float | None = None, timeout: float = 5.0, startup_timeout: float = 60.0,
-                 stop: threading.Event | None = None, judge: str = ""):
+                 stop: threading.Event | None = None, judge: str = "", ready: str = ""):
         """``node``: the actor's node (spun by the caller's executor). ``task``, ``task_kwargs``: the task and its
         config, as for the twin env (robotrl.tasks.make_task). ``twin``: the twin node's name, whose ``~/reset``
         (robotrl_interfaces/Reset) starts episodes ("" on hardware: reset calls the device's home (arm) or stop
@@ -178,7 +193,9 @@ class RosEnv(gym.Env):
         periods, one to observe and one to think; at least 0.1 s). ``startup_timeout``: how long the first reset waits for the robot.
         ``stop``: once set (by a signal handler, say), any wait for the robot ends within 0.1 s with ``Stopped``.
         ``judge``: a robotrl_interfaces/Judgement topic whose judgement at each reading's stamp gives reward, success
-        and failed (the safety costs stay the actor's own); "": the task judges from the tracked objects."""
+        and failed (the safety costs stay the actor's own); "": the task judges from the tracked objects.
+        ``ready``: a std_msgs/Empty topic (the operator's "scene is set"): every reset, after the home / reset call,
+        waits for a message on it sent after the reset began, calling ``idle`` (when set) while it waits."""
         self.task = make_task(task, **(task_kwargs or {}))
         self.config, self.safety = self.task.config, self.task.safety_filter()
         self.processor = ObservationProcessor(self.config.observation, self.task.state_dims())
@@ -207,14 +224,19 @@ class RosEnv(gym.Env):
         for topic, buf in self._points.items():
             sub(PoseStamped, topic, lambda m, b=buf: self._add(b, m, convert.pose_arrays(m)[0]), qos_profile_sensor_data)
         for c, buf in self._images.items():
-            sub(Image, f"/{c}_camera/image", lambda m, b=buf: self._add(b, m, convert.image_array(m)), qos_profile_sensor_data)
+            sub(Image, camera_topic(c), lambda m, b=buf: self._add(b, m, convert.image_array(m)), qos_profile_sensor_data)
         self._reset = (node.create_client(convert.Reset, f"{twin}/reset") if twin
                        else node.create_client(Trigger, self.link.home_service))
         self._judgement = node.create_publisher(convert.Judgement, "~/judgement", COMMAND_QOS)
         self.judge, self._judged = judge, _Stamped()
         if judge:
             sub(convert.Judgement, judge, lambda m: self._add(self._judged, m, convert.judgement(m)), 10)
-        self.topics = {**self.link.topics, **self._points, **{f"/{c}_camera/image": b for c, b in self._images.items()},
+        self.ready, self._ready_at = ready, -np.inf  # steady time of the newest ready message
+        self.idle: Callable[[], None] | None = None  # called while a reset waits for the operator's ready
+        if ready:
+            sub(Empty, ready, self._on_ready, COMMAND_QOS)
+        self._waiting = node.create_publisher(Bool, "~/waiting_ready", COMMAND_QOS)
+        self.topics = {**self.link.topics, **self._points, **{camera_topic(c): b for c, b in self._images.items()},
                        **({judge: self._judged} if judge else {})}
         self.holds: list[tuple[float, str]] = []  # (steady time, reason) of every hold the watchdog commanded
         self.silent: str | None = None  # why observations are stale, while they are
@@ -227,6 +249,22 @@ class RosEnv(gym.Env):
     def _add(self, buf: _Stamped, msg, value) -> None:
         with self._buffers:
             buf.add(convert.from_time(msg.header.stamp), value)
+
+    def _on_ready(self, _msg: Empty) -> None:
+        self._ready_at = time.monotonic()
+
+    def _await_ready(self, since: float) -> None:
+        """Until a ready message that arrived after ``since`` (steady time): a ready sent during the episode does not
+        start the next one."""
+        self._waiting.publish(Bool(data=True))
+        self.node.get_logger().info(f"waiting for the operator's ready on {self.ready} (the arm is home; set the scene)")
+        while self._ready_at <= since:
+            self._check_stop()
+            self.reader.poll(0.1)
+            if self.idle is not None:
+                self.idle()
+        self._waiting.publish(Bool(data=False))
+        self.node.get_logger().info("ready: the episode starts")
 
     def _reading_after(self, stamp_ns: int):
         return self._wait(lambda: self.link.reading_after(stamp_ns), f"device reading newer than {stamp_ns} ns")
@@ -284,11 +322,16 @@ class RosEnv(gym.Env):
             if time.monotonic() > end:
                 raise ObservationLost(f"service {self._reset.srv_name} not available after {self.startup_timeout} s: "
                                       "start the twin (or the device node) first")
-        self._stepping = False
+        self._stepping, began = False, time.monotonic()
         twin = self._reset.srv_type is convert.Reset
         request = convert.Reset.Request(seed=-1 if seed is None else seed) if twin else Trigger.Request()
         result = self._call(self._reset, request, self.startup_timeout)  # a robot's reset (homing) takes seconds
         stamp = convert.from_time(result.stamp) if twin else 0  # where the twin's new episode starts
+        if self.ready:
+            self._await_ready(began)
+            with self._buffers:  # the episode starts from a reading taken after the ready, not one from before it
+                newest = self.link.newest_stamp()
+            stamp = stamp if newest is None else max(stamp, newest + 1)
         self.state = self._reading_after(stamp - 1)
         self.link.begin(self.state)
         self._steps = 0

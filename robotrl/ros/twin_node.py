@@ -42,7 +42,8 @@ class TwinNode(Node):
             m = self.env.world.model
             limits = np.array([m.joint(f"joint{i + 1}").range for i in range(self.env.arm.n_joints)]).T
             self.arm_node = ArmNode(self.env.arm, workspace=self.env.task.robot.workspace,
-                                    joint_limits=(limits[0], limits[1]), ros2_control=True, rate_hz=0, lock=self.lock)
+                                    joint_limits=(limits[0], limits[1]), ros2_control=True, rate_hz=0, lock=self.lock,
+                                    home=self._home)
             self.devices.append(self.arm_node)
         if hasattr(self.env, "quad"):
             self.devices.append(QuadNode(self.env.quad, rate_hz=0, max_body_rate=self.env.task.robot.max_body_rate, lock=self.lock))
@@ -114,6 +115,14 @@ class TwinNode(Node):
             if self.speed > 0:
                 next_wall += self._dt / self.speed
                 time.sleep(max(0.0, next_wall - time.monotonic()))
+
+    def _home(self) -> None:
+        """The arm node's ~/home (the reset an actor on hardware calls): the arm teleports home, the sim clock (the
+        capture stamps, /clock) runs on rather than back to the keyframe's time. Called under ``self.lock``."""
+        now = self.env.world.data.time
+        self.env.arm.home()
+        self.env.world.data.time = max(now + self._dt, self.env.world.data.time)
+        self.env.advance(0.0)  # the reading carries the time
 
     def _on_cameras(self, request, response):
         self.cameras_on = bool(request.data)

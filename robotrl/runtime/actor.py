@@ -71,13 +71,17 @@ class Actor:
         self.weights_version = -1
         self.env_steps, self.episodes = resume_at
         self.stored_steps = self.env_steps  # env steps of the episodes in the store (the one in progress is not)
+        self.recording = False  # an episode is in progress (reset done, not yet stored)
+        self.last_stored = store.n_episodes - 1  # the store index of the newest episode (-1: none yet)
         self.env.action_space.seed(seed)
         self._obs = self._begin()
 
     def _begin(self):
+        self.recording = False
         obs, _ = self.env.reset(seed=self.seed + self.episodes)
         self.policy.reset()
         self.recorder.start(obs)
+        self.recording = True
         self._return, self._intervened = 0.0, False
         return obs
 
@@ -119,6 +123,8 @@ class Actor:
         meta = EpisodeMeta(source="intervention" if self._intervened else "online", task=self.task, robot=self.robot,
                            success=success, ret=self._return, seed=self.seed + self.episodes)
         index = self.recorder.finish(meta)
+        self.last_stored = index  # before `recording` drops: a label arriving now finds the episode it means
+        self.recording = False
         summary = {"index": index, "rows": self.recorder.last_rows, "meta": meta,
                    "intervention_rate": info.get("intervention_rate", 0.0)}
         self.episodes += 1

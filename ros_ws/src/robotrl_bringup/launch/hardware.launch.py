@@ -1,8 +1,10 @@
 """ros2 launch robotrl_bringup hardware.launch.py [graph:=<path>]: robotrl on the robot.
 
-The default graph is this package's config/hardware_pick.yaml (a RealSense, a ros2_control arm, the actor
-running a trained policy); copy and edit it for your cameras, controllers and run folder. The same file runs
-without a ROS install too: `robotrl launch <path to the yaml>`.
+The default graph is this package's config/hardware_pick.yaml (= configs/graphs/hardware_pick.yaml: a RealSense in
+front, a wrist camera, a ros2_control arm, a reward classifier, the actor acting for the learner, the operator's
+ready and labels on /operator/*); copy and edit it for your cameras, controllers and paths. The same file runs
+without a ROS install too: `robotrl launch hardware_pick`, and in the twin: `robotrl launch hardware_pick_twin`
+(an overlay of it, robotrl.ros.graph).
 """
 
 from pathlib import Path
