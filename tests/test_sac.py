@@ -327,7 +327,7 @@ def test_compiled_losses_match_eager_ones():
     results = []
     for critic_loss, actor_loss in [(agent.critic_loss, agent.actor_loss), (agent._critic_loss, agent._actor_loss)]:
         loss, feat, q, gripper_loss = critic_loss(batch, batch["obs"], batch["next_obs"], alpha, eps, subset)
-        a_loss, logp = actor_loss(feat.detach(), batch["mask"], alpha, eps)
+        a_loss, logp = actor_loss(feat.detach(), batch["obs"], batch["mask"], alpha, eps)
         results.append([loss, q, gripper_loss, a_loss, logp, *torch.autograd.grad(loss, agent.critic_params),
                         *torch.autograd.grad(a_loss, agent.actor_params)])
     assert agent._critic_loss is not agent.critic_loss  # the second pass really was the compiled one

@@ -27,7 +27,7 @@ from torch import nn
 
 from robotrl.config import configs_dir, load_config
 from robotrl.learners.base import LearnerConfig, default_threads, resolve_device
-from robotrl.learners.networks import ObsEncoder, TensorObs, dict_space, mlp
+from robotrl.learners.networks import ObsEncoder, TensorObs, dict_space, mlp, policy_space
 from robotrl.learners.replay import Batch, split, to_torch
 from robotrl.policies.torch_policy import TorchPolicy
 
@@ -85,11 +85,11 @@ class BCAgent:
         self.obs_space, self.action_space = dict_space(obs_space), action_space
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
             torch.manual_seed(seed)
-            self.net = BCNet(self.obs_space, int(action_space.shape[0]), cfg).to(self.device)
+            self.net = BCNet(policy_space(self.obs_space), int(action_space.shape[0]), cfg).to(self.device)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.generator = torch.Generator(self.device).manual_seed(seed)  # augmentation noise: resumable
-        self.policy = TorchPolicy(self.net, self.obs_space.spaces, self.device)
+        self.policy = TorchPolicy(self.net, policy_space(self.obs_space).spaces, self.device)
         self.num_updates = 0
 
     @property

@@ -34,6 +34,14 @@ def dict_space(space: gym.Space) -> gym.spaces.Dict:
     raise TypeError(f"observation space {space} not supported: use a Box or a Dict of Boxes")
 
 
+CRITIC_ONLY = "critic/"  # observation keys only a critic reads (ObservationSpec.critic_state), never a policy
+
+
+def policy_space(space: gym.Space) -> gym.spaces.Dict:
+    """The observations a policy reads: every key but the critic-only ones."""
+    return gym.spaces.Dict({k: v for k, v in dict_space(space).spaces.items() if not k.startswith(CRITIC_ONLY)})
+
+
 def as_obs_dict(obs) -> dict:
     """An observation as a dict (a bare array becomes ``{"state": array}``, matching :func:`dict_space`)."""
     return obs if isinstance(obs, dict) else {"state": obs}
@@ -254,10 +262,12 @@ class Critic(nn.Module):
     Q(features) -> one value per gripper command, trained DQN-style. Its target copy is Polyak-averaged whole."""
 
     def __init__(self, encoder: ObsEncoder, act_dim: int, n: int, hidden: int, depth: int, layer_norm: bool,
-                 gripper_actions: int = 0):
+                 gripper_actions: int = 0, critic_dim: int = 0):
         super().__init__()
         self.encoder = encoder
-        self.q = CriticEnsemble(n, encoder.out_dim + act_dim, hidden, depth, layer_norm)
+        # critic_dim: the critic-only observations (asymmetric actor-critic) the Q ensemble reads beside the features;
+        # the gripper critic acts, so it reads what the policy reads.
+        self.q = CriticEnsemble(n, encoder.out_dim + critic_dim + act_dim, hidden, depth, layer_norm)
         self.gripper = None
         if gripper_actions:
             self.gripper = nn.Sequential(mlp(encoder.out_dim, hidden, depth, layer_norm), nn.Linear(hidden, gripper_actions))

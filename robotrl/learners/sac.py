@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from robotrl.config import configs_dir, load_config
 from robotrl.learners.base import LearnerConfig, default_threads, resolve_device
-from robotrl.learners.networks import Critic, GaussianActor, GaussianPolicyNet, ObsEncoder, dict_space
+from robotrl.learners.networks import CRITIC_ONLY, Critic, GaussianActor, GaussianPolicyNet, ObsEncoder, dict_space, policy_space
 from robotrl.learners.replay import Batch, split, to_torch
 from robotrl.policies.torch_policy import GaussianPolicy
 
@@ -111,13 +111,17 @@ class SACAgent:
                              f"gripper_state_key {cfg.gripper_state_key!r} is not one of {list(self.obs_space.spaces)}; "
                              f"name the key or set grasp_penalty: 0")
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -float(self.cont_dim)
+        # Asymmetric actor-critic (twin only): critic/* observations reach the Q ensemble, never the policy.
+        self.critic_keys = sorted(k for k in self.obs_space.spaces if k.startswith(CRITIC_ONLY))
+        critic_dim = sum(int(math.prod(self.obs_space[k].shape)) for k in self.critic_keys)
+        acting = policy_space(self.obs_space)
 
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
             torch.manual_seed(seed)
-            encoder = ObsEncoder(self.obs_space, cfg.image_features, cfg.cnn_channels, cfg.pretrained_encoder,
+            encoder = ObsEncoder(acting, cfg.image_features, cfg.cnn_channels, cfg.pretrained_encoder,
                                  cfg.freeze_encoder)
             self.critic = Critic(encoder, self.cont_dim, cfg.n_critics, cfg.hidden, cfg.depth, cfg.layer_norm,
-                                 len(cfg.gripper_values) if cfg.discrete_gripper else 0).to(self.device)
+                                 len(cfg.gripper_values) if cfg.discrete_gripper else 0, critic_dim).to(self.device)
             self.actor = GaussianActor(encoder.out_dim, self.cont_dim, cfg.hidden, cfg.depth, cfg.layer_norm).to(self.device)
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
         # What acting needs (encoder, actor, gripper critic; modules shared, not copied): what actors receive.
@@ -138,7 +142,7 @@ class SACAgent:
         self._encoder_has_params = any(True for _ in encoder.parameters())
 
         self.generator = torch.Generator(self.device).manual_seed(seed)  # all sampling noise: resumable
-        self.policy = GaussianPolicy(self.policy_net, self.obs_space.spaces, self.device, self.generator,
+        self.policy = GaussianPolicy(self.policy_net, acting.spaces, self.device, self.generator,
                                      cfg.gripper_epsilon)
         self._bf16 = cfg.precision == "bf16"
         # The losses are pure functions of their inputs (noise is drawn outside), so they compile to one graph each.
@@ -191,7 +195,7 @@ class SACAgent:
         alpha = self.log_alpha.detach().exp()
         for mini in minis:
             feat, critic_stats = self._critic_step(mini, alpha)
-        actor_stats = self._actor_step(feat, minis[-1].get("mask"), alpha)
+        actor_stats = self._actor_step(feat, minis[-1]["obs"], minis[-1].get("mask"), alpha)
         self.num_updates += 1
         keys = ["critic_loss", "q", "gripper_loss", "actor_loss", "entropy"]
         values = torch.stack([*critic_stats, *actor_stats]).tolist()  # one device sync for all stats
@@ -206,7 +210,7 @@ class SACAgent:
         next_feat = self.critic.encoder(next_obs)  # the policy reads the online encoder, as when acting
         next_action, next_logp = self.actor(next_feat, eps=eps)
         target_feat = self.target.encoder(next_obs) if self._encoder_has_params else next_feat
-        next_q = self.target.q(target_feat, next_action).float()  # (N, B)
+        next_q = self.target.q(self._with_critic_obs(target_feat, next_obs), next_action).float()  # (N, B)
         if subset is not None:  # RLPD/REDQ: min over a random subset curbs overestimation
             next_q = next_q[subset]
         next_v = next_q.min(0).values
@@ -238,7 +242,7 @@ class SACAgent:
         with self._autocast():
             target_q, target_g = self.td_targets(b, next_obs, alpha, eps, subset)
             feat = self.critic.encoder(obs)
-            q = self.critic.q(feat, b["action"][:, : self.cont_dim]).float()
+            q = self.critic.q(self._with_critic_obs(feat, obs), b["action"][:, : self.cont_dim]).float()
             q_gripper = self.critic.gripper(feat).float() if target_g is not None else None
         loss = _mean((q - target_q).square(), mask).sum()
         gripper_loss = torch.zeros((), device=q.device)
@@ -250,13 +254,20 @@ class SACAgent:
             loss = loss + gripper_loss
         return loss, feat, q.detach().mean(), gripper_loss.detach()
 
-    def actor_loss(self, feat: torch.Tensor, mask: torch.Tensor | None, alpha: torch.Tensor, eps: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(alpha * log pi(a|s) - mean_i Q_i(s, a), the log-probabilities), a = the policy's action for ``eps``."""
+    def actor_loss(self, feat: torch.Tensor, obs: dict[str, torch.Tensor], mask: torch.Tensor | None,
+                   alpha: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha * log pi(a|s) - mean_i Q_i(s, a), the log-probabilities), a = the policy's action for ``eps``;
+        ``obs``: the batch's observations (the critic-only ones, if any, reach the Q ensemble)."""
         with self._autocast():
             action, logp = self.actor(feat, eps=eps)
-            q = self.critic.q(feat, action).float().mean(0)  # mean over the ensemble, as RLPD and HIL-SERL
+            q = self.critic.q(self._with_critic_obs(feat, obs), action).float().mean(0)  # ensemble mean (RLPD, HIL-SERL)
         return _mean(alpha * logp - q, mask), logp.detach()
+
+    def _with_critic_obs(self, feat: torch.Tensor, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The Q ensemble's input: the encoder's features, then the critic-only observations (sorted keys)."""
+        if not self.critic_keys:
+            return feat
+        return torch.cat([feat, *(obs[k].flatten(1).to(feat.dtype) for k in self.critic_keys)], dim=-1)
 
     def _noise(self, batch_size: int) -> torch.Tensor:
         return torch.randn((batch_size, self.cont_dim), device=self.device, generator=self.generator)
@@ -284,8 +295,9 @@ class SACAgent:
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16)
 
-    def _actor_step(self, feat: torch.Tensor, mask: torch.Tensor | None, alpha: torch.Tensor) -> list[torch.Tensor]:
-        actor_loss, logp = self._actor_loss(feat, mask, alpha, self._noise(feat.shape[0]))
+    def _actor_step(self, feat: torch.Tensor, obs: dict[str, torch.Tensor], mask: torch.Tensor | None,
+                    alpha: torch.Tensor) -> list[torch.Tensor]:
+        actor_loss, logp = self._actor_loss(feat, obs, mask, alpha, self._noise(feat.shape[0]))
         # Gradients for the actor only: the critic's weight gradients would be computed and thrown away.
         grads = torch.autograd.grad(actor_loss, self.actor_params)
         for p, grad in zip(self.actor_params, grads):

@@ -36,8 +36,11 @@ class ObservationSpec(StrictModel):
     # in pixels to keep the aspect ratio.
     crop: dict[str, Crop] = {}
     frame_stack: int = Field(1, ge=1, le=8)  # the last k observations, oldest first
+    # Asymmetric actor-critic, twin only: these state keys (e.g. the cube's true pose) are served as critic/<key>,
+    # which the critic reads and no policy does. They need ground truth: on a robot, leave this empty.
+    critic_state: list[str] = []
 
-    @field_validator("state", "cameras")
+    @field_validator("state", "cameras", "critic_state")
     @classmethod
     def _no_duplicates(cls, names: list[str] | None) -> list[str] | None:
         dup = sorted({n for n in names or () if (names or []).count(n) > 1})
@@ -107,6 +110,11 @@ class ObservationProcessor:
                 if cam not in camera_names:
                     known = ", ".join(camera_names) or "none"
                     raise ConfigError(f"key '{where}.cameras': unknown camera {cam!r}; the task has: {known}")
+        for key in spec.critic_state:
+            if key not in state_dims:
+                raise ConfigError(
+                    f"key '{where}.critic_state': unknown state key {key!r}; the task has: {', '.join(state_dims)}"
+                )
         for cam in spec.crop:
             if cam not in spec.cameras:
                 raise ConfigError(
@@ -121,6 +129,9 @@ class ObservationProcessor:
             f"state/{key}": gym.spaces.Box(-np.inf, np.inf, shape=(dim * k,), dtype=np.float32)
             for key, dim in self.state_dims.items()
         }
+        self.critic_dims: dict[str, int] = {key: int(state_dims[key]) for key in spec.critic_state}
+        spaces.update({f"critic/{key}": gym.spaces.Box(-np.inf, np.inf, shape=(dim * k,), dtype=np.float32)
+                       for key, dim in self.critic_dims.items()})
         for cam in spec.cameras:
             spaces[f"images/{cam}"] = gym.spaces.Box(0, 255, shape=(size, size, 3 * k), dtype=np.uint8)
         self.space = gym.spaces.Dict(spaces)
@@ -145,7 +156,7 @@ class ObservationProcessor:
         obs: dict[str, np.ndarray] = {}
         for key in self.space:
             kind, name = key.split("/", 1)
-            obs[key] = self._state(name, state) if kind == "state" else self._image(name, images)
+            obs[key] = self._image(name, images) if kind == "images" else self._state(name, state, kind)
         k = self.spec.frame_stack
         if k > 1:
             if self._last is None:
@@ -155,12 +166,15 @@ class ObservationProcessor:
             self._last = obs
         return obs
 
-    def _state(self, name: str, state: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _state(self, name: str, state: Mapping[str, np.ndarray], kind: str = "state") -> np.ndarray:
         if name not in state:
-            raise ValueError(f"observation state/{name}: missing from the task's state (got: {', '.join(state)})")
+            hint = ("; critic_state needs ground truth (the twin's tracked objects): leave it empty on a robot"
+                    if kind == "critic" else "")
+            raise ValueError(f"observation {kind}/{name}: missing from the task's state (got: {', '.join(state)}){hint}")
         value = np.asarray(state[name], dtype=np.float32)
-        if value.shape != (self.state_dims[name],):
-            raise ValueError(f"observation state/{name}: shape {value.shape}, expected ({self.state_dims[name]},)")
+        dim = (self.state_dims if kind == "state" else self.critic_dims)[name]
+        if value.shape != (dim,):
+            raise ValueError(f"observation {kind}/{name}: shape {value.shape}, expected ({dim},)")
         return value
 
     def _image(self, camera: str, images: Mapping[str, np.ndarray]) -> np.ndarray:
