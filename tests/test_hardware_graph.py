@@ -31,6 +31,7 @@ from robotrl.ros.classifier_node import image_processor  # noqa: E402
 from robotrl.ros.devices import COMMAND_QOS  # noqa: E402
 from robotrl.ros.graph import load_graph, node_command, params_yaml  # noqa: E402
 from robotrl.ros.operator import LABEL_TOPIC, READY_TOPIC  # noqa: E402
+from robotrl.ros.ros_env import LATCHED_QOS  # noqa: E402
 from robotrl.tasks import make_task  # noqa: E402
 
 PICK = "robotrl/ArmPickCube-v0"
@@ -125,7 +126,7 @@ def test_the_hardware_graph_learns_in_the_twin_from_the_classifier_with_an_opera
     got: dict[str, list] = {"classifier": [], "actor": [], "waiting": [], "acted_with": [], "published": []}
     probe.create_subscription(convert.Judgement, "/classifier/judgement", lambda m: got["classifier"].append(convert.judgement(m)), 50)
     probe.create_subscription(convert.Judgement, "/actor/judgement", lambda m: got["actor"].append(convert.judgement(m)), 50)
-    probe.create_subscription(Bool, "/actor/waiting_ready", lambda m: got["waiting"].append(m.data), COMMAND_QOS)
+    probe.create_subscription(Bool, "/actor/waiting_ready", lambda m: got["waiting"].append(m.data), LATCHED_QOS)
     probe.create_subscription(Int64, "/actor/weights_version", lambda m: got["acted_with"].append(m.data), 10)
     probe.create_subscription(Int64, "/learner/weights_version", lambda m: got["published"].append(m.data), 10)
     ready = probe.create_publisher(Empty, READY_TOPIC, COMMAND_QOS)
@@ -156,8 +157,14 @@ def test_the_hardware_graph_learns_in_the_twin_from_the_classifier_with_an_opera
         """The operator: ready, then (optionally) a takeover and a live label of this episode; back when the actor
         waits again."""
         n = waits()
-        ready.publish(Empty())
-        wait_for(lambda: len(got["waiting"]) and not got["waiting"][-1], 20, "the actor to take the ready")
+        end = time.monotonic() + 20
+        while got["waiting"][-1]:  # pressed again until taken, as a person would (a message may be lost)
+            assert time.monotonic() < end, "the actor did not take the ready"
+            alive()
+            ready.publish(Empty())
+            pressed = time.monotonic()
+            while got["waiting"][-1] and time.monotonic() - pressed < 0.5:
+                time.sleep(0.02)
         if teleop:
             wait_for(lambda: got["actor"], 20, "the first step")
             for _ in range(6):  # ~0.6 s of the human's deadman + motion: several control steps
@@ -201,15 +208,20 @@ def test_the_hardware_graph_learns_in_the_twin_from_the_classifier_with_an_opera
         assert labels == {"operator:alice": True, "operator": False}
         assert store.judgements(0)["operator"].success is False and store.judgements(0)["operator:alice"].success is True
         assert all(not store.labels(i) for i in range(1, n))
-        # The rewards recorded (the learner's) are the classifier's: 1 on every step of every episode.
+        # The rewards recorded (the learner's) are the classifier's: 1 on every step of every episode; its verdicts
+        # are kept as a classifier's (classifier/ columns), never as truth (a robot has none).
         for i in range(n):
             rows = store.episode(i)
             assert np.all(rows["reward"][:-1] == 1.0)
+            judged = store.judgements(i)
+            assert judged["classifier"].steps[1:].all() and np.isfinite(judged["classifier"].probability[1:]).all()
+            assert not judged["truth"].steps.any() and not judged["truth"].success
         assert {j.source for j in got["actor"]} == {"classifier"} and {j.reward for j in got["actor"]} == {1.0}
+        assert all(0.0 <= j.probability <= 1.0 for j in got["actor"] + got["classifier"])
         # Each step's judgement (stamped with the arm reading's stamp) is a classifier verdict on a frame of that moment.
         frames = np.array(sorted(j.stamp_ns for j in got["classifier"]))
         gaps = [np.abs(frames - j.stamp_ns).min() for j in got["actor"]]
-        assert max(gaps) <= 0.05e9, max(gaps)  # within half a control period (frames judged at 20 Hz)
+        assert max(gaps) <= 0.1e9, max(gaps)  # within a control period (frames judged at 20 Hz; a busy CI drops some)
         # No input of the actor or the learner is truth: no object pose, nothing of the twin's node.
         inputs = {node: {t for t, _ in probe.get_subscriber_names_and_types_by_node(node, "/")}
                   for node in ("actor", "actor_observations", "learner")}
@@ -218,14 +230,19 @@ def test_the_hardware_graph_learns_in_the_twin_from_the_classifier_with_an_opera
         assert not truth, inputs
         assert not [t for t, _ in probe.get_topic_names_and_types() if t.startswith("/objects/")]  # none served at all
     finally:
+        codes = {}
         for proc in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-        for proc in procs.values():
+        for name, proc in procs.items():
             try:
-                proc.wait(timeout=15)
+                codes[name] = proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                codes[name] = "killed after 15 s"
         executor.shutdown()
         probe.destroy_node()
         rclpy.shutdown()
+    logs = {n: (tmp_path / f"{n}.log").read_text() for n in procs}
+    assert codes == dict.fromkeys(procs, 0), logs  # every node stops cleanly on SIGINT, the classifier too
+    assert not {n: u for n, log in logs.items() for u in ("Traceback", "terminate called") if u in log}, logs

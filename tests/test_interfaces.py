@@ -68,7 +68,9 @@ def test_the_judgement_converts_exactly_and_names_its_costs():
         convert.judgement_msg(STAMP_NS, 0.0, False, False, {}, "twin")
     assert Judgement.get_fields_and_field_types() == {
         "header": "std_msgs/Header", "reward": "double", "success": "boolean", "failed": "boolean",
-        "cost_names": "sequence<string>", "costs": "sequence<double>", "source": "string"}
+        "cost_names": "sequence<string>", "costs": "sequence<double>", "source": "string", "probability": "double"}
+    assert np.isnan(msg.probability) and back.probability is None  # a judge that gives no probability
+    assert convert.judgement(convert.judgement_msg(STAMP_NS, 1.0, True, False, {}, "classifier", 0.875)).probability == 0.875
 
 
 def test_a_judgement_crosses_dds_between_two_nodes_exact_to_the_nanosecond(executor):

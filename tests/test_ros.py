@@ -321,6 +321,7 @@ def test_a_node_process_takes_its_name_out_of_the_process_wide_remaps():
     ("actor", "{task: robotrl/ArmPickCube-v0, task_kwargs: {control_hz: -1}, store: s.zarr}", "task_kwargs"),
     ("actor", "{policy: learn, run: r, learner: {utd: zero}}", "utd"),
     ("camera", "{driver: kinect}", "driver"),
+    ("classifier", "{model: runs/missing.pt}", "no classifier file runs/missing.pt"),
 ])
 def test_robotrl_launch_of_a_graph_with_a_bad_parameter_names_file_node_and_key_and_spawns_nothing(tmp_path, node, parameters, key):
     store = tmp_path / "store.zarr"  # the actor would create it on start

@@ -97,8 +97,8 @@ class ClassifierJudge:
         p = self.model.probability(self.processor({}, images))
         success = p >= self.model.threshold
         convert = self._convert
-        judgement = convert.StampedJudgement(t, float(success), success, False, {}, "classifier")  # sparse: 1 on success
-        self._pub.publish(convert.judgement_msg(t, judgement.reward, success, False, {}, "classifier"))
+        judgement = convert.StampedJudgement(t, float(success), success, False, {}, "classifier", p)  # sparse: 1 on success
+        self._pub.publish(convert.judgement_msg(t, judgement.reward, success, False, {}, "classifier", p))
         self.last_ns, self.judged = t, self.judged + 1
         return judgement
 

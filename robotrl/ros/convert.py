@@ -154,15 +154,18 @@ class StampedJudgement:
     failed: bool
     costs: dict[str, float]  # per safety limit
     source: str
+    probability: float | None = None  # P(success) by a classifier; None from a judge that gives none
 
 
 def judgement_msg(stamp_ns: int, reward: float, success: bool, failed: bool, costs: Mapping[str, float],
-                  source: str = "task") -> Judgement:
-    """``stamp_ns``: the capture stamp of the reading judged (exact to the nanosecond in ``header.stamp``)."""
+                  source: str = "task", probability: float | None = None) -> Judgement:
+    """``stamp_ns``: the capture stamp of the reading judged (exact to the nanosecond in ``header.stamp``);
+    ``probability``: a classifier's P(success) (NaN on the wire when None)."""
     if source not in JUDGES:
         raise ValueError(f"judgement source {source!r}: expected one of {JUDGES}")
     return Judgement(header=header(stamp_ns, ""), reward=float(reward), success=bool(success), failed=bool(failed),
-                     cost_names=[str(k) for k in costs], costs=[float(v) for v in costs.values()], source=source)
+                     cost_names=[str(k) for k in costs], costs=[float(v) for v in costs.values()], source=source,
+                     probability=float("nan") if probability is None else float(probability))
 
 
 def judgement(msg: Judgement) -> StampedJudgement:
@@ -170,7 +173,7 @@ def judgement(msg: Judgement) -> StampedJudgement:
         raise ValueError(f"Judgement: {len(msg.cost_names)} cost names for {len(msg.costs)} costs")
     return StampedJudgement(stamp_ns=from_time(msg.header.stamp), reward=float(msg.reward), success=bool(msg.success),
                             failed=bool(msg.failed), costs=dict(zip(msg.cost_names, map(float, msg.costs))),
-                            source=msg.source)
+                            source=msg.source, probability=None if np.isnan(msg.probability) else float(msg.probability))
 
 
 @dataclass(frozen=True)

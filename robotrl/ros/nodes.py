@@ -270,9 +270,10 @@ def actor_main(name: str) -> None:
                 continue
             labels.apply()
             if done is not None:
-                meta = done["meta"]
+                meta, judged = done["meta"], done["rows"].get("classifier/success")
                 versions.publish(Int64(data=actor.weights_version))
-                node.get_logger().info(f"episode {done['index']}: success {meta.success}, return {meta.ret:.2f}, "
+                verdict = f"success {meta.success}" if judged is None else f"classifier success {bool(judged[-1])}"
+                node.get_logger().info(f"episode {done['index']}: {verdict}, return {meta.ret:.2f}, "
                                        f"weights v{actor.weights_version}")
     except Stopped:  # the signal came while a step (or the first reset) waited for the robot
         pass

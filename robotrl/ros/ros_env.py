@@ -8,12 +8,13 @@ period after the last one, then takes the tracked objects and goals of that read
 ``/goals/<name>/pose``: from the twin, or a tracker and whatever sets goals on a robot, at the state rate) and the
 camera frame nearest to it. The task judges the step from the same reading, objects and goals -- or, with
 ``judge``, whoever publishes robotrl_interfaces/Judgement on that topic (a reward classifier), at that reading's
-stamp; then a deployable task (one whose observation needs no tracked object) tracks none. The judgement used goes
-out on the actor's ``~/judgement``, stamped with the reading's stamp. With
-``ready`` (on a robot: the operator's ``/operator/ready``, std_msgs/Empty) a reset, once the arm is home, waits for the
-operator to say the scene is set -- a ready sent after the reset began -- and says on ``~/waiting_ready`` (Bool) while it
-waits. A
-watchdog on the steady (wall) clock -- it must work when sim time stops too -- commands hold when any observation
+stamp; then a deployable task (one whose observation needs no tracked object) tracks none, and a classifier's
+verdict (one with a probability) is reported as a classifier's (``success_probability``: the store's classifier/
+columns), never as the env's own truth. The judgement used goes
+out on the actor's ``~/judgement``, stamped with the reading's stamp. With ``ready`` (on a robot: the operator's
+``/operator/ready``, std_msgs/Empty) a reset, once the arm is home, waits for the operator to say the scene is set --
+a ready sent after the reset began -- and says so on ``~/waiting_ready`` (Bool, latched) while it waits. A watchdog
+on the steady (wall) clock -- it must work when sim time stops too -- commands hold when any observation
 topic goes silent for ``max_obs_age`` or the policy misses its deadline, and refuses new commands until fresh data
 arrives.
 """
@@ -31,7 +32,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Empty, Float64
 from std_srvs.srv import Trigger
@@ -44,6 +45,10 @@ from robotrl.ros.topic_reader import TopicReader
 from robotrl.safety import SafetyReport
 from robotrl.tasks import Judgement, make_task
 from robotrl.tasks.observation import ObservationProcessor
+
+
+# A state (the actor waits for the operator, or not): its last value reaches a subscriber that matched later too.
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def camera_topic(camera: str) -> str:
@@ -235,7 +240,7 @@ class RosEnv(gym.Env):
         self.idle: Callable[[], None] | None = None  # called while a reset waits for the operator's ready
         if ready:
             sub(Empty, ready, self._on_ready, COMMAND_QOS)
-        self._waiting = node.create_publisher(Bool, "~/waiting_ready", COMMAND_QOS)
+        self._waiting = node.create_publisher(Bool, "~/waiting_ready", LATCHED_QOS)
         self.topics = {**self.link.topics, **self._points, **{camera_topic(c): b for c, b in self._images.items()},
                        **({judge: self._judged} if judge else {})}
         self.holds: list[tuple[float, str]] = []  # (steady time, reason) of every hold the watchdog commanded
@@ -364,7 +369,8 @@ class RosEnv(gym.Env):
         objects, goals = self._points_at(self.state.stamp_ns)
         j = self._judge_step(objects, goals, action, report)
         reward = j.reward(self.config.reward)
-        self._judgement.publish(convert.judgement_msg(self.state.stamp_ns, reward, j.success, j.failed, j.costs, j.source))
+        self._judgement.publish(convert.judgement_msg(self.state.stamp_ns, reward, j.success, j.failed, j.costs, j.source,
+                                                      j.info.get("success_probability")))
         terminated = j.failed or (j.success and self.config.terminate_on_success)
         truncated = self._steps >= self.max_episode_steps
         info = {"success": j.success, "cost": report.cost, "costs": j.costs, "violations": report.violations, **j.info}
@@ -377,7 +383,10 @@ class RosEnv(gym.Env):
             return self.task.judge(self.state, objects, goals, action, report)
         t = self.state.stamp_ns
         judged = self._wait(lambda: self._judged.at(t), f"judgement on {self.judge}")[1]
-        return Judgement(judged.reward, judged.success, judged.failed, self.task.costs(report), source=judged.source)
+        # A classifier's verdict is recorded as one (the store's classifier/ columns), not as the env's own truth:
+        # on a robot there is none (task_success None: truth/ holds no success, truth/reward NaN).
+        info = {} if judged.probability is None else {"success_probability": judged.probability, "task_success": None}
+        return Judgement(judged.reward, judged.success, judged.failed, self.task.costs(report), info, source=judged.source)
 
     def _points_at(self, t: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(objects, goals) at the reading stamp ``t``, by name."""
