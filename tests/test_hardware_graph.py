@@ -93,6 +93,16 @@ def test_an_overlay_that_names_a_missing_node_or_a_bad_key_fails_naming_the_file
         assert str(overlay) in str(exc.value) and error in str(exc.value), (change, str(exc.value))
 
 
+def test_an_operator_label_converts_and_a_truth_or_classifier_source_is_refused():
+    msg = convert.label_msg(-1, True, "operator:alice", 1_796_111_441_003_955_007)
+    assert convert.label(msg) == convert.OperatorLabel(-1, True, "operator:alice", 1_796_111_441_003_955_007)
+    assert convert.label(convert.label_msg(3, False, "")).source == "operator"  # "" means the operator
+    for bad, field in ((convert.label_msg(0, True, "truth"), "source"), (convert.label_msg(0, True, "classifier"), "source"),
+                       (convert.label_msg(-2, True), "episode")):
+        with pytest.raises(ValueError, match=f"Label.{field}"):
+            convert.label(bad)
+
+
 def _start_logged(name: str, spec, tmp: Path) -> subprocess.Popen:
     params = tmp / f"{name}.yaml"
     params.write_text(params_yaml(name, spec))
@@ -173,6 +183,7 @@ def test_the_hardware_graph_learns_in_the_twin_from_the_classifier_with_an_opera
                 time.sleep(0.1)
         if labelled is not None:
             label.publish(convert.label_msg(-1, labelled, "operator:alice"))  # -1 during an episode: this one
+            ready.publish(Empty())  # too early: a ready sent during an episode does not start the next one
         wait_for(lambda: waits() > n, 40, "the episode's end and the actor waiting again")
 
     try:
