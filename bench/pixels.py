@@ -1,0 +1,386 @@
+"""Learning on the robot as in the twin: ArmPickCube from two cameras (front + wrist, 96 px) and proprioception, with a
+reward from a classifier trained on a scripted operator's labels. Every input of the learner is one a robot has.
+
+Per goal seed, everything the robot's workflow makes is made again from that seed (in ``--work``, kept for resume):
+  1. labelled episodes: the scripted expert (clean, and with random actions mixed in) and random play, not ended on
+     success, labelled by the scripted operator (``robotrl.labels.ScriptedOperator``: outcome, "success" held over the
+     last frames a reaction time late, missed frames) -- never the twin's per-step truth;
+  2. the reward classifier (``train_classifier``: episode-wise split, threshold calibrated for precision 0.99, hard
+     negatives), reported on held-out episodes;
+  3. 20 scripted demos, recorded through that classifier (their rewards are its verdicts, as on a robot);
+  4. SAC (sac_pick: UTD 4, discrete gripper) with a frozen pretrained conv encoder whose features are computed once
+     per frame (``cache_features``), on the classifier's reward, to the budget.
+The encoder is pretrained once (scripts/pretrain_encoder.py on twin frames; its provenance JSON is kept with the
+results). References, one seed each: the goal with the twin's cube pose fed to the critic only (``goal_asymmetric``,
+asymmetric actor-critic), the same pixels with the twin's true reward (``truth_reward``), state
+observations with the twin's true reward (``state``: the cube's pose in the observation), and Stable-Baselines3 SAC
+(MultiInputPolicy, its NatureCNN) from the same pixels with the true reward, capped at ``--sb3-minutes`` of wall time.
+
+Every run goes to its budget with a 50-episode evaluation every ``--eval-every`` env steps, judged by the twin's own
+success (selection seeds 10000+i); per run: first 90 %, stays from (no later evaluation below 85 %), the final
+policy's success over 200 fresh episodes (seeds 20000+i) with its 95 % interval, learner updates/s and wall time.
+
+Resumable twice over: a finished (method, seed) job is merged into the JSON and skipped when run again with the same
+settings; a job stopped midway resumes from its run folder's checkpoint and stored episodes (``robotrl train``'s
+resume), and its labels, classifier and demos are reused.
+
+    python bench/pixels.py                               # everything, two jobs at a time (out/bench/pixels.json)
+    python bench/pixels.py --methods goal --seeds 1      # one goal seed
+    python bench/pixels.py --update                      # publish to bench/results/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
+
+from common import (ROOT, STAY, TARGET, add_output_args, cpu, finished_jobs, first_hit, out_dir, stays_from,
+                    write_result)
+
+ENV_ID = "robotrl/ArmPickCube-v0"
+CAMERAS = ["front", "wrist"]
+KEYS = [f"images/{c}" for c in CAMERAS]
+# In the order they start: the goal's first seed and the state reference (the steps ratio) first.
+METHODS = ("goal", "state", "truth_reward", "goal_asymmetric", "sb3_pixels")
+GOAL_METHODS = ("goal", "goal_asymmetric")  # learn from the classifier's reward
+MIN_PRECISION = 0.99
+
+
+def pixel_task() -> dict:
+    """configs/tasks/arm_pick_cube_pixels.yaml: proprioception and the two cameras, no cube pose (deployable)."""
+    from robotrl.config import config_path, read_yaml
+
+    return read_yaml(config_path("arm_pick_cube_pixels", "tasks"))
+
+
+def encoder(work: Path, args: argparse.Namespace) -> Path:
+    """The frozen conv stack every pixel run loads: pretrained once on twin frames (no download)."""
+    path = work / "encoder.pt"
+    if not path.exists():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "pretrain_encoder.py"), "--env", ENV_ID,
+                        "--cameras", ",".join(CAMERAS), "--image-size", str(pixel_task()["observation"]["image_size"]),
+                        "--episodes", str(args.encoder_episodes), "--out", str(path)], check=True)
+    return path
+
+
+def labelled_episodes(path: Path, episodes: int, seed: int) -> Any:
+    """The frames an operator labels before learning starts: a quarter clean expert, a quarter expert with random
+    actions mixed in (some fail), half random play; none ends on success (the operator holds "success" over what
+    follows). Labelled by the scripted operator only."""
+    import gymnasium as gym
+    import numpy as np
+
+    from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
+    from robotrl.data.store import step_fields
+    from robotrl.labels import ScriptedOperator
+    from robotrl.tasks.experts import make_expert
+
+    store = EpisodeStore(path, mode="a")
+    if store.n_episodes < episodes:
+        env = gym.make(ENV_ID, **{**pixel_task(), "terminate_on_success": False})
+        expert, rec, rng = make_expert(env), EpisodeRecorder(store), np.random.default_rng(seed)
+        env.action_space.seed(seed)
+        for i in range(store.n_episodes, episodes):
+            noise = (0.0, 0.3, 1.0, 1.0)[i % 4]
+            obs, _ = env.reset(seed=5000 * (seed + 1) + i)  # disjoint from demo and evaluation seeds
+            expert.reset()
+            rec.start(obs)
+            done = False
+            while not done:
+                action = env.action_space.sample() if rng.random() < noise else expert.act(obs)
+                obs, reward, terminated, truncated, info = env.step(action)
+                rec.step(action, reward, obs, terminated, **step_fields(info))
+                done = terminated or truncated
+            rec.finish(EpisodeMeta(source="demo" if noise == 0 else "online", task=ENV_ID, success=info["success"],
+                                   seed=5000 * (seed + 1) + i))
+        env.close()
+    report = ScriptedOperator(seed=seed).label(EpisodeStore(path, mode="label"))
+    return report
+
+
+def classifier(work: Path, seed: int, args: argparse.Namespace) -> tuple[Path, dict]:
+    from robotrl.data import EpisodeStore
+    from robotrl.reward_classifier import train_classifier
+
+    path = work / "classifier.pt"
+    report_path = work / "classifier.json"
+    if not path.exists():
+        labels = labelled_episodes(work / "labelled.zarr", args.label_episodes, seed)
+        store = EpisodeStore(work / "labelled.zarr")
+        model, report = train_classifier(store, KEYS, steps=args.classifier_steps, min_precision=MIN_PRECISION,
+                                         seed=seed, progress=False)
+        model.save(path, info={"keys": KEYS})
+        c = report.confusion
+        report_path.write_text(json.dumps({
+            "labels": str(labels), "threshold": report.threshold, "precision": report.val_precision,
+            "recall": report.val_recall, "accuracy": report.val_accuracy, "predicted_positives": c["tp"] + c["fp"],
+            "confusion": c, "episodes": report.episodes, "hard_negatives": report.hard_negatives,
+            "evaluated_on": report.evaluated_on, "positives_labelled": report.positives}, indent=1))
+    return path, json.loads(report_path.read_text())
+
+
+def demos(path: Path, n: int, seed: int, env_kwargs: dict, clf: Path | None) -> Path:
+    """``n`` scripted demos (seeds 1000*(seed+1)+i), through the classifier when there is one: their rewards and
+    ends are its verdicts, as when an operator records demos on the robot."""
+    from robotrl.data import EpisodeRecorder, EpisodeStore
+    from robotrl.runtime.actor import make_actor_env, record_episode
+    from robotrl.tasks.experts import make_expert
+
+    store = EpisodeStore(path, mode="a")
+    if store.n_episodes < n:
+        env = make_actor_env(ENV_ID, env_kwargs, "none", seed, classifier=str(clf) if clf else None)
+        expert, rec = make_expert(env), EpisodeRecorder(store)
+        for i in range(store.n_episodes, n):
+            record_episode(env, expert, rec, 1000 * (seed + 1) + i, "demo", ENV_ID)
+        env.close()
+    return path
+
+
+def pixel_learner(args: argparse.Namespace) -> dict[str, Any]:
+    """The goal's learner overrides: sac_pick's UTD and discrete gripper, the frozen pretrained encoder whose conv
+    features the replay computes once per frame."""
+    return {"utd": args.utd, "discrete_gripper": True, "num_threads": 1, "pretrained_encoder": str(encoder(args.work, args)),
+            "freeze_encoder": True, "cache_features": True}
+
+
+def learner_speed(args: argparse.Namespace, updates: int = 300) -> dict:
+    """Learner updates per second of the goal's learner (batch 256; one update = a critic, actor and temperature
+    step: what one env step buys at UTD 1) on replayed twin frames, with 1 and 2 torch threads, nothing else
+    running: the learner alone, as on a robot's computer beside its actor."""
+    import gymnasium as gym
+    import torch
+
+    from robotrl.learners.throughput import collect, rate, updater
+
+    env = gym.make(ENV_ID, **pixel_task())
+    buffer = collect(env, 1000)
+    out = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        run = updater(env, buffer, {**pixel_learner(args), "utd": 1, "num_threads": threads, "batch_size": 256})
+        run(20)  # warm-up
+        out[f"{threads}_threads"] = round(rate(run, updates), 1)
+    return out
+
+
+def ours(method: str, seed: int, args: argparse.Namespace) -> dict:
+    import torch
+
+    from robotrl.runtime.train import REPORT_SEED, RunConfig, evaluate_run, load_history, train
+
+    torch.set_num_threads(1)
+    work = args.work / f"{method}_seed{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    learner: dict[str, Any] = {"utd": args.utd, "discrete_gripper": True, "num_threads": 1}
+    env_kwargs: dict[str, Any] = {"reward": "sparse"}
+    extra: dict[str, Any] = {}
+    if method != "state":
+        env_kwargs = {**pixel_task(), **env_kwargs}
+        learner = pixel_learner(args)
+    if method == "goal_asymmetric":  # the twin's cube pose for the critic only (ObservationSpec.critic_state)
+        env_kwargs["observation"] = {**env_kwargs["observation"], "critic_state": ["cube_pos"]}
+    clf, clf_report = (classifier(work, seed, args) if method in GOAL_METHODS else (None, None))
+    if clf:
+        extra["classifier"] = str(clf)
+    demo_store = demos(work / "demos.zarr", args.demos, seed, env_kwargs, clf)
+    cfg = RunConfig(env=ENV_ID, env_kwargs=env_kwargs, demos=str(demo_store), seed=seed, total_steps=args.budget,
+                    eval_every=args.eval_every, eval_episodes=args.eval_episodes, learner=learner, **extra)
+    start = time.time()
+    train(cfg, work / "run", progress=not args.quiet)
+    history = load_history(work / "run")
+    keep = ("env_steps", "success", "success_ci", "updates", "utd", "wall_s")
+    curve = [{k: h.get(k) for k in keep} for h in history if h.get("event") == "eval"]
+    final = {which: evaluate_run(work / "run", args.final_episodes, REPORT_SEED, which)[0] for which in ("last", "best")}
+    return {"curve": curve, "final": final, "train_wall_s": time.time() - start, "classifier": clf_report,
+            "critic_updates_per_s": _critic_updates_per_s(curve)}
+
+
+def _critic_updates_per_s(curve: list[dict]) -> float | None:
+    """Critic updates per second of training wall time, acting and evaluations included (a lower bound)."""
+    last = curve[-1] if curve else {}
+    return last["utd"] * last["env_steps"] / last["wall_s"] if last.get("utd") and last.get("wall_s") else None
+
+
+def sb3_pixels(seed: int, args: argparse.Namespace) -> dict:
+    """Stable-Baselines3 SAC (MultiInputPolicy: a NatureCNN per camera) from the same pixels and proprioception with
+    the twin's true reward, stopped at the budget or after ``--sb3-minutes`` of wall time."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from robotrl.policies import Stateless
+    from robotrl.runtime.evaluate import evaluate
+    from robotrl.runtime.train import REPORT_SEED, SELECT_SEED
+
+    torch.set_num_threads(1)
+    kwargs = {**pixel_task(), "reward": "sparse"}
+    env, eval_env = gym.make(ENV_ID, **kwargs), gym.make(ENV_ID, **kwargs)
+    # SB3 stores obs and next_obs: 2 x 2 cameras x 96x96x3 bytes per transition; the budget fits in ~3.4 GB.
+    model = SAC("MultiInputPolicy", env, seed=seed, verbose=0, device="cpu", buffer_size=args.budget)
+    curve: list[dict] = []
+    start = time.time()
+    cap = args.sb3_minutes * 60
+
+    class SB3Policy(Stateless):
+        def act(self, obs, deterministic: bool = True):
+            return model.predict(obs, deterministic=True)[0]
+
+    class Eval(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % args.eval_every == 0:
+                success, _ = evaluate(SB3Policy(), eval_env, args.eval_episodes, SELECT_SEED)
+                curve.append({"env_steps": self.num_timesteps, "success": success, "wall_s": time.time() - start})
+            return time.time() - start < cap
+
+    model.learn(total_timesteps=args.budget, callback=Eval())
+    steps = model.num_timesteps
+    final = evaluate(SB3Policy(), eval_env, args.final_episodes, REPORT_SEED)[0]
+    return {"curve": curve, "final": {"last": final}, "train_wall_s": time.time() - start, "env_steps_reached": steps,
+            "capped": steps < args.budget}
+
+
+def job(spec: tuple[str, int, argparse.Namespace]) -> tuple[str, int, dict]:
+    method, seed, args = spec
+    result = sb3_pixels(seed, args) if method == "sb3_pixels" else ours(method, seed, args)
+    return method, seed, {**result, "cpu": cpu()["model"]}
+
+
+def summarize(jobs: dict[str, dict[str, dict]], final_episodes: int) -> dict:
+    from robotrl.runtime.evaluate import wilson_interval
+
+    out: dict[str, dict] = {}
+    for method, seeds in jobs.items():
+        out[method] = {}
+        for seed, r in sorted(seeds.items()):
+            row = {"first_hit": first_hit(r["curve"]), "stays_from": stays_from(r["curve"]),
+                   "final": {k: {"success": v, "ci": [round(x, 3) for x in wilson_interval(v, final_episodes)]}
+                             for k, v in r["final"].items()},
+                   "train_wall_min": round(r["train_wall_s"] / 60, 1), "critic_updates_per_s": r.get("critic_updates_per_s")}
+            if r.get("classifier"):
+                c = r["classifier"]
+                row["classifier"] = {k: c[k] for k in ("precision", "recall", "predicted_positives", "threshold")}
+            out[method][seed] = row
+    state = [r["stays_from"] or r["first_hit"] for r in out.get("state", {}).values()]
+    if state and state[0]:
+        for row in (row for m in GOAL_METHODS for row in out.get(m, {}).values()):
+            reached = row["stays_from"]
+            row["steps_ratio_to_state"] = round(reached / state[0], 2) if reached else None
+    return out
+
+
+def goal_met(summary: dict, seeds: int, budget: int) -> bool | None:
+    """Stays-from <= budget and final >= 90 % on every goal seed, each classifier's held-out precision >= 0.99 on
+    >= 300 predicted positives; None until every goal seed ran."""
+    rows = summary.get("goal", {})
+    if len(rows) < seeds:
+        return None
+    return all(r["stays_from"] is not None and r["stays_from"] <= budget and r["final"]["last"]["success"] >= 0.9
+               and r["classifier"]["precision"] >= MIN_PRECISION and r["classifier"]["predicted_positives"] >= 300
+               for r in rows.values())
+
+
+def plot(jobs: dict, path: Path, eval_episodes: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    colors = {"goal": "tab:blue", "goal_asymmetric": "tab:purple", "truth_reward": "tab:green", "state": "tab:gray",
+              "sb3_pixels": "tab:red"}
+    for method, seeds in jobs.items():
+        for i, (seed, r) in enumerate(sorted(seeds.items())):
+            ax.plot([c["env_steps"] for c in r["curve"]], [c["success"] for c in r["curve"]], color=colors[method],
+                    alpha=0.8, label=method if i == 0 else None, marker=".")
+    ax.axhline(TARGET, color="gray", ls="--", lw=1)
+    ax.axhline(STAY, color="gray", ls=":", lw=1)
+    ax.set(xlabel="env steps", ylabel=f"eval success ({eval_episodes} episodes, twin's truth)", ylim=(-0.02, 1.02),
+           title=f"{ENV_ID}: front + wrist 96 px + proprioception; goal = classifier reward from labels")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS)} (default: all)")
+    parser.add_argument("--seeds", type=int, default=3, help="goal seeds (default: 3)")
+    parser.add_argument("--ref-seeds", type=int, default=1, help="seeds of each reference (default: 1)")
+    parser.add_argument("--budget", type=int, default=30_000, help="env steps per run (default: 30000)")
+    parser.add_argument("--demos", type=int, default=20)
+    parser.add_argument("--utd", type=int, default=4, help="our update-to-data ratio (default: 4, configs/learners/sac_pick.yaml)")
+    parser.add_argument("--eval-every", type=int, default=2000)
+    parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--final-episodes", type=int, default=200)
+    parser.add_argument("--label-episodes", type=int, default=80, help="episodes the scripted operator labels (default: 80)")
+    parser.add_argument("--classifier-steps", type=int, default=1000, help="classifier updates per round (default: 1000)")
+    parser.add_argument("--encoder-episodes", type=int, default=30, help="twin episodes the encoder pretrains on (default: 30)")
+    parser.add_argument("--sb3-minutes", type=float, default=30, help="wall-time cap of the SB3 reference (default: 30)")
+    parser.add_argument("--work", type=Path, default=ROOT / "out" / "pixels",
+                        help="labels, classifiers, demos, encoder and run folders, kept for resume (default: out/pixels)")
+    parser.add_argument("--name", default="pixels", help="result name: NAME.{json,png}")
+    parser.add_argument("--workers", type=int, default=2, help="jobs at a time (default: 2, one per core)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_output_args(parser)
+    args = parser.parse_args()
+    settings = {k: getattr(args, k) for k in ("budget", "demos", "utd", "eval_every", "eval_episodes", "final_episodes",
+                                             "label_episodes", "classifier_steps", "encoder_episodes", "sb3_minutes")}
+    folder = out_dir(args)
+    jobs = finished_jobs(folder / f"{args.name}.json", settings)
+    methods = args.methods.split(",")
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
+    encoder(args.work, args)  # once, before the jobs that share it
+    speed_path = folder / f"{args.name}_learner_speed.json"
+    if not speed_path.exists():  # timed alone, before the jobs load the cores
+        speed_path.write_text(json.dumps(learner_speed(args)))
+    specs = [(m, s, args) for m in methods for s in range(args.seeds if m == "goal" else args.ref_seeds)
+             if str(s) not in jobs.get(m, {})]
+    specs.sort(key=lambda spec: spec[1] if spec[0] == "goal" else 0.5 if spec[0] == "state" else 1 + METHODS.index(spec[0]))
+    print(f"{len(specs)} jobs to run ({sum(len(v) for v in jobs.values())} already in {folder / args.name}.json)", flush=True)
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(job, spec) for spec in specs]):
+            method, seed, result = future.result()
+            print(f"{method} seed {seed}: first 90 % at {first_hit(result['curve'])}, stays from "
+                  f"{stays_from(result['curve'])}, final {result['final']}", flush=True)
+            jobs = finished_jobs(folder / f"{args.name}.json", settings)  # merged: another run may have added jobs
+            jobs.setdefault(method, {})[str(seed)] = result
+            write(folder, args, settings, jobs)
+    if not specs and jobs:
+        write(folder, args, settings, jobs)
+
+
+def write(folder: Path, args: argparse.Namespace, settings: dict, jobs: dict) -> None:
+    summary = summarize(jobs, args.final_episodes)
+    plot(jobs, folder / f"{args.name}.png", args.eval_episodes)
+    provenance = args.work / "encoder.pt.json"
+    speed = folder / f"{args.name}_learner_speed.json"
+    write_result(folder, args.name, {
+        "env": ENV_ID, "observations": "front + wrist 96 px + proprioception (configs/tasks/arm_pick_cube_pixels.yaml)",
+        "settings": {"run": settings, "learner": "sac_pick (utd, discrete gripper) + frozen pretrained encoder, "
+                     "cached features, 1 torch thread per job",
+                     "encoder": json.loads(provenance.read_text()) if provenance.exists() else None},
+        "learner_updates_per_s": json.loads(speed.read_text()) if speed.exists() else None,
+        "summary": summary,
+        "goal": f"goal: stays-from <= {args.budget} env steps and final >= 90 % (200 episodes) on 3/3 seeds; classifier "
+                "held-out precision >= 0.99 on >= 300 predicted positives; steps ratio to state <= 3",
+        "goal_met": goal_met(summary, args.seeds, args.budget),
+        "jobs": jobs,
+    })
+
+
+if __name__ == "__main__":
+    main()
