@@ -285,8 +285,13 @@ def actor_main(name: str) -> None:
 
 # -- classifier ------------------------------------------------------------------------------------------------
 def classifier_main(name: str) -> None:
+    import torch
+
     from robotrl.ros.classifier_node import ClassifierJudge
 
+    # One frame at a time through a small CNN: one thread. With two on a busy 2-core machine a judgement took 150 ms
+    # (OpenMP workers spinning for each other) instead of 1 ms, and the actor's watchdog found the topic silent.
+    torch.set_num_threads(1)
     node = Node(name)
     p = declared(node, "classifier")
     executor = spin_in_background(node)  # parameter services; the frames are read in this thread (TopicReader)
