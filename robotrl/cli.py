@@ -111,7 +111,7 @@ def task_kwargs(env_id: str, config: str | None = None, cameras: str | None = No
     from robotrl.tasks import is_task
 
     check_env_id(env_id)
-    given = {"--config": config, "--cameras": cameras, "--reward": reward}
+    given = {"--config / --task-config": config, "--cameras": cameras, "--reward": reward}
     if not is_task(env_id):
         if any(given.values()):
             raise ValueError(f"{' and '.join(k for k, v in given.items() if v)}: for robotrl/* tasks only, not {env_id}")
@@ -268,7 +268,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     _, overrides = learner_overrides(args.algo, args.config, utd=getattr(args, "utd", None))
     classifier = args.reward.removeprefix("classifier:") if args.reward and args.reward.startswith("classifier:") else None
     reward_type = None if classifier else args.reward
-    cfg = RunConfig(env=args.env, env_kwargs=task_kwargs(args.env, cameras=args.cameras, reward=reward_type), classifier=classifier,
+    env_kwargs = task_kwargs(args.env, args.task_config, args.cameras, reward_type)
+    if "config" in env_kwargs:  # run.yaml keeps the path as text
+        env_kwargs["config"] = str(env_kwargs["config"])
+    cfg = RunConfig(env=args.env, env_kwargs=env_kwargs, classifier=classifier,
                     algo=args.algo, learner=overrides,
                     demos=args.demos, human=args.human, seed=args.seed, total_steps=args.steps,
                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, success_key=args.success_key,
@@ -392,6 +395,8 @@ def _train_args(p: argparse.ArgumentParser, algo: str, config_example: str, step
     p.add_argument("--reward", type=_reward, help="sparse or dense: override the task's reward type (robotrl tasks only); "
                    "classifier:PATH: reward and success from a reward classifier (`robotrl train classifier`), as on a "
                    "robot, while evaluations still judge by the env's own success")
+    p.add_argument("--task-config", help="task config overriding the task's defaults: a YAML file or a configs/tasks/ "
+                   "name, e.g. arm_pick_cube_pixels (cameras and proprioception only, as a robot sees it; robotrl tasks only)")
     p.add_argument("--cameras", help="comma-separated cameras for image observations, e.g. wrist (robotrl tasks only)")
     p.add_argument("--success-key", help=SUCCESS_KEY_HELP + "; stored in the run for eval and resume")
     p.add_argument("--human", choices=["none", "scripted"], default="none", help="a scripted human intervenes (ArmPickCube)")

@@ -100,6 +100,8 @@ def test_everyday_mistakes_say_what_to_do_in_one_line(mistake, expected, tmp_pat
     (["--env", "robotrl/ArmPickCube-v0", "--demos", "DEMOS"],
      ["recorded on robotrl/ArmReach-v0", "do not fit robotrl/ArmPickCube-v0", "state/cube_pos"]),
     (["--env", "robotrl/ArmReach-v0", "--human", "scripted"], ["scripted human"]),
+    (["--env", "robotrl/ArmPickCube-v0", "--task-config", "arm_pick_cube_pixel"], ["no config 'arm_pick_cube_pixel'",
+                                                                                   "arm_pick_cube_pixels"]),
 ])
 def test_a_failed_train_start_leaves_no_run_folder(mistake, expected, tmp_path, reach_demos):
     bad = tmp_path / "bad.yaml"
@@ -117,6 +119,18 @@ def test_video_into_a_new_folder_and_configs_by_name_from_anywhere(tmp_path):
                   "--video", video, "--quiet", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert iio.improps(video).shape[0] > 1
+
+
+@pytest.mark.slow
+def test_train_takes_a_task_config_and_eval_plays_the_same_task(tmp_path):
+    run = tmp_path / "run"
+    res = robotrl("train", "sac", "--env", "robotrl/ArmPickCube-v0", "--task-config", "arm_pick_cube_pixels", "--out", run,
+                  "--steps", "101", "--eval-every", "101", "--eval-episodes", "1", "--quiet", cwd=tmp_path)  # one episode stored
+    assert res.returncode == 0, res.stderr
+    assert "arm_pick_cube_pixels.yaml" in (run / "run.yaml").read_text()
+    keys = robotrl("data", "info", run / "episodes.zarr").stdout
+    assert "images.front" in keys and "images.wrist" in keys and "cube_pos" not in keys  # what a robot sees
+    assert robotrl("eval", "--run", run, "--episodes", "1").returncode == 0
 
 
 @pytest.mark.slow
