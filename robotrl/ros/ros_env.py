@@ -87,7 +87,8 @@ class _Stamped:
 
 class ArmLink:
     """The arm's topics: readings from ``<arm>/{joint_states, ee_pose, ee_twist}``, commands to
-    ``<arm>/{target_pose, gripper}``; hold = the target snaps to the newest measured TCP pose."""
+    ``<arm>/{target_pose, gripper}``; hold = the target snaps to the newest measured TCP pose (the nearest point of
+    the safety box when outside it)."""
 
     def __init__(self, env: "RosEnv", prefix: str = "/arm"):
         self.env, node = env, env.node
@@ -129,7 +130,14 @@ class ArmLink:
 
     def hold(self) -> None:
         if self.ee.items:
-            self._target.publish(self.ee.items[-1][1])
+            # Where the arm is, brought into the safety box: an arm outside it (a robot's home may be above the task's
+            # workspace) would have a hold there rejected by the arm node and keep going to its last target.
+            msg = self.ee.items[-1][1]
+            pos, quat = convert.pose_arrays(msg)
+            box = self.env.safety.config
+            inside = np.clip(pos, box.box_min, box.box_max)
+            self._target.publish(msg if np.array_equal(inside, pos) else convert.pose_stamped(
+                inside, quat, convert.from_time(msg.header.stamp), msg.header.frame_id))
 
 
 class QuadLink:
