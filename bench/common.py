@@ -14,8 +14,11 @@ import platform
 import re
 import subprocess
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib import metadata
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -125,3 +128,45 @@ def finished_jobs(path: Path, settings: dict) -> dict[str, dict[str, dict]]:
         raise SystemExit(f"{path} holds a run with other settings ({old.get('settings', {}).get('run')}); "
                          f"give another --name or remove it")
     return old["jobs"]
+
+
+def run_jobs(job: Callable[[Any], tuple[str, int, dict]], specs: list[tuple], path: Path, settings: dict,
+             write: Callable[[dict], None], workers: int) -> None:
+    """Learning jobs ``job(spec) -> (method, seed, result with a "curve")``, ``workers`` at a time in spawned
+    processes; each result is merged into the jobs the JSON at ``path`` holds by then (another run of the benchmark
+    may have added some) and ``write(jobs)`` publishes them, so a stopped benchmark loses at most its running jobs.
+    With no spec left, ``write`` refreshes the summary and the plot."""
+    jobs = finished_jobs(path, settings)
+    print(f"{len(specs)} jobs to run ({sum(len(v) for v in jobs.values())} already in {path})", flush=True)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(job, spec) for spec in specs]):
+            method, seed, result = future.result()
+            print(f"{method} seed {seed}: first 90 % at {first_hit(result['curve'])}, stays from "
+                  f"{stays_from(result['curve'])}, final {result['final']}", flush=True)
+            jobs = finished_jobs(path, settings)
+            jobs.setdefault(method, {})[str(seed)] = result
+            write(jobs)
+    if not specs and jobs:
+        write(jobs)
+
+
+def plot_curves(jobs: dict[str, dict[str, dict]], path: Path, colors: dict[str, str], title: str, ylabel: str) -> None:
+    """Every job's evaluation curve (success against env steps), a colour per method, with the 90 % and 85 % lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for method, seeds in jobs.items():
+        for i, (_, r) in enumerate(sorted(seeds.items())):
+            ax.plot([c["env_steps"] for c in r["curve"]], [c["success"] for c in r["curve"]], color=colors[method],
+                    alpha=0.8, label=method if i == 0 else None, marker=".")
+    ax.axhline(TARGET, color="gray", ls="--", lw=1)
+    ax.axhline(STAY, color="gray", ls=":", lw=1)
+    ax.set(xlabel="env steps", ylabel=ylabel, ylim=(-0.02, 1.02), title=title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

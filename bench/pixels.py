@@ -36,14 +36,12 @@ import json
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
-from common import (ROOT, STAY, TARGET, add_output_args, cpu, finished_jobs, first_hit, out_dir, stays_from,
+from common import (ROOT, add_output_args, cpu, finished_jobs, first_hit, out_dir, plot_curves, run_jobs, stays_from,
                     write_result)
 
 ENV_ID = "robotrl/ArmPickCube-v0"
@@ -290,27 +288,9 @@ def goal_met(summary: dict, seeds: int, budget: int) -> bool | None:
 
 
 def plot(jobs: dict, path: Path, eval_episodes: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.2))
     colors = {"goal": "tab:blue", "goal_asymmetric": "tab:purple", "truth_reward": "tab:green", "state": "tab:gray",
               "sb3_pixels": "tab:red"}
-    for method, seeds in jobs.items():
-        for i, (seed, r) in enumerate(sorted(seeds.items())):
-            ax.plot([c["env_steps"] for c in r["curve"]], [c["success"] for c in r["curve"]], color=colors[method],
-                    alpha=0.8, label=method if i == 0 else None, marker=".")
-    ax.axhline(TARGET, color="gray", ls="--", lw=1)
-    ax.axhline(STAY, color="gray", ls=":", lw=1)
-    ax.set(xlabel="env steps", ylabel=f"eval success ({eval_episodes} episodes, twin's truth)", ylim=(-0.02, 1.02),
-           title=f"{ENV_ID}: front + wrist 96 px + proprioception; goal = classifier reward from labels")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_curves(jobs, path, colors, f"{ENV_ID}: front + wrist 96 px + proprioception; goal = classifier reward from labels", f"eval success ({eval_episodes} episodes, twin's truth)")
 
 
 def main() -> None:
@@ -350,17 +330,8 @@ def main() -> None:
     specs = [(m, s, args) for m in methods for s in range(args.seeds if m == "goal" else args.ref_seeds)
              if str(s) not in jobs.get(m, {})]
     specs.sort(key=lambda spec: spec[1] if spec[0] == "goal" else 0.5 if spec[0] == "state" else 1 + METHODS.index(spec[0]))
-    print(f"{len(specs)} jobs to run ({sum(len(v) for v in jobs.values())} already in {folder / args.name}.json)", flush=True)
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(job, spec) for spec in specs]):
-            method, seed, result = future.result()
-            print(f"{method} seed {seed}: first 90 % at {first_hit(result['curve'])}, stays from "
-                  f"{stays_from(result['curve'])}, final {result['final']}", flush=True)
-            jobs = finished_jobs(folder / f"{args.name}.json", settings)  # merged: another run may have added jobs
-            jobs.setdefault(method, {})[str(seed)] = result
-            write(folder, args, settings, jobs)
-    if not specs and jobs:
-        write(folder, args, settings, jobs)
+    run_jobs(job, specs, folder / f"{args.name}.json", settings, lambda jobs: write(folder, args, settings, jobs),
+             args.workers)
 
 
 def write(folder: Path, args: argparse.Namespace, settings: dict, jobs: dict) -> None:

@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
-from common import STAY, TARGET, add_output_args, cpu, finished_jobs, first_hit, out_dir, stays_from, write_result
+from common import (add_output_args, cpu, finished_jobs, first_hit, out_dir, plot_curves, run_jobs, stays_from,
+                    write_result)
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 ENV_KWARGS = {"reward": "sparse"}
@@ -153,26 +152,8 @@ def goal_met(summary: dict, seeds: int) -> bool | None:
 
 
 def plot(jobs: dict, path: Path, eval_episodes: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.2))
     colors = {"ours": "tab:blue", "ours_compiled_bf16": "tab:cyan", "sb3": "tab:red", "sb3_with_demos": "tab:orange"}
-    for method, seeds in jobs.items():
-        for i, (seed, r) in enumerate(sorted(seeds.items())):
-            ax.plot([c["env_steps"] for c in r["curve"]], [c["success"] for c in r["curve"]], color=colors[method],
-                    alpha=0.8, label=method if i == 0 else None, marker=".")
-    ax.axhline(TARGET, color="gray", ls="--", lw=1)
-    ax.axhline(STAY, color="gray", ls=":", lw=1)
-    ax.set(xlabel="env steps", ylabel=f"eval success ({eval_episodes} episodes)", ylim=(-0.02, 1.02),
-           title=f"{ENV_ID}, sparse reward, state obs (dashed 90 %, dotted 85 %)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_curves(jobs, path, colors, f"{ENV_ID}, sparse reward, state obs (dashed 90 %, dotted 85 %)", f"eval success ({eval_episodes} episodes)")
 
 
 def main() -> None:
@@ -195,18 +176,8 @@ def main() -> None:
     jobs = finished_jobs(folder / f"{args.name}.json", settings)
     specs = [(m, s, args) for m in args.methods.split(",") for s in range(args.seeds if m in OURS else args.peer_seeds)
              if str(s) not in jobs.get(m, {})]
-    print(f"{len(specs)} jobs to run ({sum(len(v) for v in jobs.values())} already in {folder / args.name}.json)", flush=True)
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(job, spec) for spec in specs]):
-            method, seed, result = future.result()
-            print(f"{method} seed {seed}: first 90 % at {first_hit(result['curve'])}, stays from "
-                  f"{stays_from(result['curve'])}, final {result['final']}", flush=True)
-            # Merged into what the file holds now: another run of this benchmark may have added jobs meanwhile.
-            jobs = finished_jobs(folder / f"{args.name}.json", settings)
-            jobs.setdefault(method, {})[str(seed)] = result
-            write(folder, args, settings, jobs)
-    if not specs and jobs:  # nothing left to run: refresh the summary and the plot
-        write(folder, args, settings, jobs)
+    run_jobs(job, specs, folder / f"{args.name}.json", settings, lambda jobs: write(folder, args, settings, jobs),
+             args.workers)
 
 
 def write(folder: Path, args: argparse.Namespace, settings: dict, jobs: dict) -> None:
