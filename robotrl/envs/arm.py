@@ -80,6 +80,7 @@ class ArmReach(ArmEnv):
 class ArmPickCube(ArmEnv):
     __doc__ = PickCube.__doc__
     task_cls: ClassVar = PickCube
+    object_geoms: ClassVar = ("cube",)
 
     def _add_objects(self, spec: mujoco.MjSpec) -> None:
         h = self.config.cube_half_size
@@ -108,6 +109,7 @@ class ArmPickCube(ArmEnv):
 class ArmPegInsert(ArmEnv):
     __doc__ = PegInsert.__doc__
     task_cls: ClassVar = PegInsert
+    object_geoms: ClassVar = ("peg", "hole_wall0", "hole_wall1", "hole_wall2", "hole_wall3")
 
     def _add_objects(self, spec: mujoco.MjSpec) -> None:
         c = self.config

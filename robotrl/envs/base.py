@@ -32,6 +32,7 @@ class TwinEnv(gym.Env):
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 10}
     task_cls: ClassVar[type[Task]]
     render_camera: ClassVar[str] = "front"
+    object_geoms: ClassVar[tuple[str, ...]] = ()  # the task's object geoms, whose colours randomization varies
 
     def __init__(self, config: ConfigSource = None, render_mode: str | None = None, **overrides: Any):
         self.task = self.task_cls(config, **overrides)
@@ -48,7 +49,7 @@ class TwinEnv(gym.Env):
             raise ConfigError(f"{type(self).__name__} config: {exc}") from None
         self.cameras = {c: TwinCamera(self.world, c, *(2 * [self._render_size(c)])) for c in spec.cameras}
         self._render_cam: TwinCamera | None = None
-        self.randomizer = Randomizer(self.world, self.config.randomization)
+        self.randomizer = Randomizer(self.world, self.config.randomization, self.object_geoms)
         self.control_dt = self.task.control_dt
         self.max_episode_steps = self.task.max_episode_steps
         self.metadata = {**self.metadata, "render_fps": self.config.control_hz}

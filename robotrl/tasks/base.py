@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal, Mapping
 
 import gymnasium as gym
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from robotrl.config import ConfigError, StrictModel, configs_dir, load_config
 from robotrl.safety import SafetyReport
@@ -31,9 +31,14 @@ Range = tuple[float, float]
 Points = dict[str, np.ndarray]
 
 
+RGB = tuple[float, float, float]
+SCALES = ("mass_scale", "friction_scale", "damping_scale", "actuator_gain_scale", "light_scale", "surface_tint")
+NOISES = ("camera_pos_noise", "camera_angle_noise", "light_pos_noise", "object_rgb_noise")
+
+
 class RandomizationConfig(StrictModel):
     """The twin's domain randomization (a robot ignores it). Multiplicative scales are drawn uniformly from
-    [low, high] per element; (1, 1) disables one knob."""
+    [low, high] per element; (1, 1) disables one knob. Noises are uniform offsets in [-noise, noise]."""
 
     enabled: bool = False
     mass_scale: Range = (0.9, 1.1)  # every body mass (and inertia, consistently)
@@ -44,6 +49,34 @@ class RandomizationConfig(StrictModel):
     camera_angle_noise: float = Field(0.02, ge=0)  # rad, small random rotation of every camera
     light_scale: Range = (0.6, 1.4)  # diffuse intensity of every light
     light_pos_noise: float = Field(0.2, ge=0)  # m
+    surface_tint: Range = (0.85, 1.15)  # per RGB channel, every material's colour (the table's texture, floors)
+    object_rgb_noise: float = Field(0.08, ge=0, le=1)  # per RGB channel, the task's objects (cube, peg, hole)
+    object_rgb: dict[str, RGB] = {}  # geom name -> its colour before the noise, in place of the scene's
+    # Held-out evaluation only (robotrl.tasks.heldout fills it): per knob, the training value its draws avoid -- a
+    # scale is drawn from its range minus this one, a noise's offsets lie beyond this one on every component.
+    outside: dict[str, Range | float] = {}
+
+    @field_validator("object_rgb")
+    @classmethod
+    def _rgb_in_unit_cube(cls, rgb: dict[str, RGB]) -> dict[str, RGB]:
+        bad = {k: v for k, v in rgb.items() if not all(0.0 <= c <= 1.0 for c in v)}
+        if bad:
+            raise ValueError(f"colours are RGB in [0, 1]: {bad}")
+        return rgb
+
+    @model_validator(mode="after")
+    def _outside_leaves_room(self) -> "RandomizationConfig":
+        for knob, avoid in self.outside.items():
+            if knob in SCALES:
+                (lo, hi), (a, b) = getattr(self, knob), (avoid if isinstance(avoid, tuple) else (avoid, avoid))
+                if not (lo < a or hi > b):
+                    raise ValueError(f"outside.{knob}: {knob} {(lo, hi)} lies inside {(a, b)}: no value is left to draw")
+            elif knob in NOISES:
+                if isinstance(avoid, tuple) or not getattr(self, knob) > avoid:
+                    raise ValueError(f"outside.{knob}: {knob} {getattr(self, knob)} must exceed the single value {avoid}")
+            else:
+                raise ValueError(f"outside.{knob}: not a knob; knobs: {', '.join(SCALES + NOISES)}")
+        return self
 
 
 class TaskConfig(StrictModel):
