@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from robotrl.policies import Obs, Policy, Stateless
+from robotrl.robots import GRAVITY
 from robotrl.tasks.arm import ArmTask, PickCube
 from robotrl.tasks.base import Task
 from robotrl.tasks.quad import QuadTask
@@ -75,31 +76,60 @@ class PegInsertExpert(Stateless):
 
 
 class QuadGoalExpert(Stateless):
-    """Cascaded PD pilot from the observations: goal offset -> desired acceleration -> thrust direction ->
-    CTBR action. ``to_goal`` is the position error; speed toward it is capped at ``max_speed``."""
+    """Cascaded PD pilot from the observations: goal offset -> desired velocity -> desired acceleration -> thrust
+    direction -> CTBR action. ``to_goal`` is the position error; speed toward it is capped at ``max_speed``.
+
+    It knows the airframe only nominally (mass, max thrust: the robot config); a real one -- or a randomized twin --
+    is heavier or lighter and its motors stronger or weaker, and it never reads the true values. Two integrals learn
+    the difference online, per episode (``reset`` clears them):
+    - thrust: the vertical velocity error integrates into the acceleration the nominal hover thrust misses (10 %
+      more mass otherwise sags the hover by 20 cm);
+    - rates: the body-rate error (rates wanted last step minus rates measured) integrates into a rate offset. The
+      airframe's rate loop is proportional only, so unequal motors leave it a steady rate error that tilts the
+      quad and, about z, spins it: a drift in the world frame no position integral can follow.
+    Horizontal integral action made hovers orbit the set point (it winds up while the quad accelerates), so the
+    horizontal loop stays PD. One step of action latency costs the loops little phase at 50 Hz."""
 
     kp, kd, kp_att, max_speed, max_tilt = 2.0, 2.5, 6.0, 1.0, 0.6
+    ki_thrust = 3.0  # 1/s^2: vertical acceleration learned per (m/s * s) of vertical velocity error
+    thrust_err_band = 0.3  # m/s: vertical velocity errors clipped to this before integrating (less wind-up on climbs)
+    max_thrust_bias = 0.4 * GRAVITY  # m/s^2: at most 40 % of the nominal hover thrust either way
+    ki_rate = 5.0  # 1/s: rate offset learned per second per rad/s of rate error
+    max_rate_bias = 2.0  # rad/s
 
     def __init__(self, task: QuadTask):
         self.mass, self.max_thrust, self.max_rate = task.robot.mass, task.robot.max_thrust, task.config.max_body_rate
+        self.dt = task.control_dt
+        self.reset()
+
+    def reset(self) -> None:
+        self.thrust_bias, self.rate_bias = 0.0, np.zeros(3)
+        self.last_rates: np.ndarray | None = None  # the rates asked for last step, before the learned offset
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         v_des = self.kp * obs["state/to_goal"].astype(float)
         speed = np.linalg.norm(v_des)
         if speed > self.max_speed:
             v_des *= self.max_speed / speed
-        acc = self.kd * (v_des - obs["state/vel"]) + np.array([0.0, 0.0, 9.81])
+        v_err = v_des - obs["state/vel"]
+        self.thrust_bias = float(np.clip(self.thrust_bias + self.ki_thrust * self.dt * np.clip(v_err[2], -self.thrust_err_band,
+                                         self.thrust_err_band), -self.max_thrust_bias, self.max_thrust_bias))
+        acc = self.kd * v_err + np.array([0.0, 0.0, GRAVITY + self.thrust_bias])
         horizontal = np.linalg.norm(acc[:2])
         max_horizontal = acc[2] * np.tan(self.max_tilt)
         if horizontal > max_horizontal > 0:
             acc[:2] *= max_horizontal / horizontal
         body = obs["state/rotation"].reshape(3, 3).T @ acc  # desired acceleration in the body frame
-        thrust = self.mass * max(body[2], 0.2 * 9.81)
+        thrust = self.mass * max(body[2], 0.2 * GRAVITY)
         direction = body / np.linalg.norm(body)
         tilt_axis = np.cross([0.0, 0.0, 1.0], direction)  # rotate body z onto the desired thrust direction
         angle = np.arctan2(np.linalg.norm(tilt_axis), direction[2])
         rates = self.kp_att * angle * tilt_axis / max(np.linalg.norm(tilt_axis), 1e-9)
-        action = np.concatenate([[2 * thrust / self.max_thrust - 1], rates / self.max_rate])
+        if self.last_rates is not None and "state/body_rates" in obs:
+            missed = self.last_rates - obs["state/body_rates"]  # wanted minus got: zero once the offset is learned
+            self.rate_bias = np.clip(self.rate_bias + self.ki_rate * self.dt * missed, -self.max_rate_bias, self.max_rate_bias)
+        self.last_rates = rates
+        action = np.concatenate([[2 * thrust / self.max_thrust - 1], (rates + self.rate_bias) / self.max_rate])
         return np.clip(action, -1, 1).astype(np.float32)
 
 
