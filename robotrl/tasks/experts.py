@@ -14,21 +14,36 @@ from robotrl.tasks.base import Task
 from robotrl.tasks.quad import QuadTask
 
 
-def _toward(delta: np.ndarray, scale: float, gain: float = 1.0) -> np.ndarray:
-    """Action (in [-1, 1]) that moves by ``delta`` metres, given ``scale`` metres per unit action."""
+# Arm experts: the fraction of the remaining distance commanded per step. Actions move the end effector from where
+# it is measured when they execute; one step of latency makes the loop x' = x + k (goal - x one step ago), whose
+# poles z^2 - z + k = 0 sit at |z| = sqrt(k): at k = 1.5 (the old pick gain) it circled the cube forever, at 0.5
+# it settles (|z| 0.71, and 0.94 with two steps late); without latency it halves the distance per step. A
+# Smith predictor (subtract the actions still in flight) would need the latency known: assumed one step on an
+# arm without it, at k = 1, it is unstable.
+ARM_GAIN = 0.5
+
+
+def _toward(delta: np.ndarray, scale: float, gain: float = ARM_GAIN) -> np.ndarray:
+    """Action (in [-1, 1]) that moves ``gain`` x ``delta`` metres, given ``scale`` metres per unit action."""
     return np.clip(gain * delta / scale, -1.0, 1.0)
 
 
 class ReachExpert(Stateless):
+    gain = ARM_GAIN
+
     def __init__(self, task: ArmTask):
         self.scale = task.config.action_scale
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
-        return _toward(obs["state/target_pos"] - obs["state/ee_pos"], self.scale).astype(np.float32)
+        return _toward(obs["state/target_pos"] - obs["state/ee_pos"], self.scale, self.gain).astype(np.float32)
 
 
 class PickCubeExpert(Stateless):
-    """Above the cube -> down -> close -> lift. The phase advances on what the observations show."""
+    """Above the cube -> down -> close -> lift. The phase advances on what the observations show, never on a count
+    of steps alone, so a step of latency only delays it: lift once the fingers hold the cube -- as wide as its faces,
+    or stopped wider on a yawed cube."""
+
+    gain = ARM_GAIN
 
     def __init__(self, task: PickCube):
         cfg = task.config
@@ -37,10 +52,11 @@ class PickCubeExpert(Stateless):
         self.reset()
 
     def reset(self) -> None:
-        self.phase, self.closing_steps = "approach", 0
+        self.phase, self.closing_steps, self.last_grip = "approach", 0, 1.0
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         ee, cube, grip = obs["state/ee_pos"], obs["state/cube_pos"], float(obs["state/gripper"][0])
+        stalled, self.last_grip = abs(grip - self.last_grip) < 0.005 and grip < 0.9, grip
         xy_err = np.linalg.norm(cube[:2] - ee[:2])
         if self.phase == "approach":
             goal, g = np.array([cube[0], cube[1], cube[2] + 0.08]), 1.0
@@ -53,17 +69,20 @@ class PickCubeExpert(Stateless):
         if self.phase == "close":
             goal, g = np.array([cube[0], cube[1], cube[2] - 0.005]), -1.0
             self.closing_steps += 1
-            if self.closing_steps >= 3 and grip < 2 * self.half / 0.08 + 0.05:
+            # Closed on the cube: as wide as its faces, or wider (a yawed cube across its edges) once the fingers stop.
+            if self.closing_steps >= 3 and (grip < 2 * self.half / 0.08 + 0.05 or stalled):
                 self.phase = "lift"
         if self.phase == "lift":
             goal, g = np.array([ee[0], ee[1], self.lift_to]), -1.0
             if grip < 0.1:  # closed on nothing: the cube slipped, start over
                 self.phase, self.closing_steps = "approach", 0
-        return np.append(_toward(goal - ee, self.scale, 1.5), g).astype(np.float32)
+        return np.append(_toward(goal - ee, self.scale, self.gain), g).astype(np.float32)
 
 
 class PegInsertExpert(Stateless):
     """Align the peg tip over the hole, then descend; the impedance controller's compliance absorbs contact."""
+
+    gain = ARM_GAIN
 
     def __init__(self, task: ArmTask):
         self.scale = task.config.action_scale
@@ -72,7 +91,7 @@ class PegInsertExpert(Stateless):
         off = obs["state/tip_to_hole"]  # peg tip minus hole rim centre
         lateral = np.linalg.norm(off[:2])
         dz = 0.015 - off[2] if lateral > 0.003 else -0.02  # hover 1.5 cm above the rim until aligned
-        return _toward(np.array([-off[0], -off[1], dz]), self.scale, 1.2).astype(np.float32)
+        return _toward(np.array([-off[0], -off[1], dz]), self.scale, self.gain).astype(np.float32)
 
 
 class QuadGoalExpert(Stateless):
