@@ -155,26 +155,60 @@ def _load_printed(run: str, checkpoint: str):
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    """Record episodes. A demo set holds successes: failed episodes are left out (and counted) unless
+    --keep-failures, and recording goes on until --episodes successes are stored or --max-episodes have run."""
     from tqdm import tqdm
 
     from robotrl.data import EpisodeRecorder, EpisodeStore
     from robotrl.runtime.actor import make_env, postfix, record_episode, success_rate
 
+    filtering = args.source == "demo" and not args.keep_failures
+    limit = args.max_episodes or (RECORD_ATTEMPTS * args.episodes if filtering else args.episodes)
+    if limit < args.episodes:
+        raise ValueError(f"--max-episodes {limit} is below --episodes {args.episodes}")
     env = make_env(args.env, task_kwargs(args.env, args.config, args.cameras), args.success_key)
     policy = make_policy(env, args.policy, args.env, args.checkpoint)
     store = EpisodeStore(args.out, mode="a")
     recorder = EpisodeRecorder(store)
-    flags, returns = [], []
-    bar = tqdm(range(args.episodes), desc=f"recording {args.policy} -> {args.out}", unit="ep", disable=args.quiet)
-    for ep in bar:
-        meta, success = record_episode(env, policy, recorder, args.seed + ep, args.source, args.env)
+    flags, returns, stored, failed_seeds = [], [], 0, []
+    wanted = "successful demos" if filtering else "episodes"
+    bar = tqdm(total=args.episodes, desc=f"recording {args.policy} -> {args.out}", unit="demo" if filtering else "ep",
+               disable=args.quiet)
+    while stored < args.episodes and len(flags) < limit:
+        seed = args.seed + len(flags)
+        meta, success = record_episode(env, policy, recorder, seed, args.source, args.env, keep_failures=not filtering)
         flags.append(success)
         returns.append(meta.ret)
+        if success is False:
+            failed_seeds.append(seed)
+        if not (filtering and success is False):
+            stored += 1
+            bar.update()
         bar.set_postfix(postfix(success_rate(flags), float(np.mean(returns))))
+    bar.close()
     env.close()
-    print(f"recorded {args.episodes} episodes to {args.out} (store now holds {store.n_episodes})")
-    print(_score(success_rate(flags), float(np.mean(returns)), args.episodes))
+    runs, rate = len(flags), success_rate(flags)
+    if failed_seeds:
+        fate = (f"left out of {args.out} (--keep-failures keeps them)" if filtering
+                else f"kept in {args.out}, tagged success=false")
+        print(f"warning: {len(failed_seeds)} of {runs} episodes failed ({_seeds(failed_seeds)}): {fate}", file=sys.stderr)
+    print(f"recorded {stored} {wanted} to {args.out} (store now holds {store.n_episodes})"
+          + (f"; {len(failed_seeds)} failed episodes left out" if filtering else ""))
+    print(_score(rate, float(np.mean(returns)), runs))
+    if stored < args.episodes:
+        print(f"robotrl record: error: gave up after {runs} episodes (--max-episodes) with {stored} of {args.episodes} "
+              f"successful demos: the policy succeeds in {_rate(rate or 0.0, runs)}. Check it with `robotrl rollout`, "
+              f"raise --max-episodes, or keep every episode with --keep-failures", file=sys.stderr)
+        return 1
     return 0
+
+
+RECORD_ATTEMPTS = 3  # record gives up after this many episodes per successful demo asked for (--max-episodes)
+
+
+def _seeds(seeds: list[int], show: int = 10) -> str:
+    more = f", ... {len(seeds) - show} more" if len(seeds) > show else ""
+    return "seed" + ("s " if len(seeds) > 1 else " ") + ", ".join(map(str, seeds[:show])) + more
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
@@ -466,12 +500,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "record", help="record episodes into a zarr episode store",
-        description="Run a policy and append every complete episode to a zarr episode store (created if "
-        "missing). A crash loses at most the episode in progress.",
+        description="Run a policy and append complete episodes to a zarr episode store (created if missing): "
+        "--episodes successful demos, failed ones counted and left out unless --keep-failures. A crash loses at most "
+        "the episode in progress.",
     )
     _episode_args(p)
     p.add_argument("--out", required=True, help="episode store path, e.g. demos/pick.zarr")
     p.add_argument("--source", choices=["demo", "intervention", "online", "eval"], default="demo", help="episode source tag (default: demo)")
+    p.add_argument("--keep-failures", action="store_true", help="store failed demos too (tagged success=false) and "
+                   "record --episodes episodes, failed or not; by default a demo set holds only successes: failed "
+                   "episodes are counted and left out, and recording goes on until --episodes successes are stored "
+                   "(sources other than demo keep every episode)")
+    p.add_argument("--max-episodes", type=_positive, help=f"give up (exit 1, naming the success rate) after this many "
+                   f"episodes without --episodes successes (default: {RECORD_ATTEMPTS} x --episodes)")
     p.set_defaults(fn=cmd_record)
 
     train = sub.add_parser("train", help="train a policy in the twin", description="Train a policy with a learner (configs/learners/<name>.yaml): sac or bc; see `robotrl train sac --help`. `robotrl train classifier` trains the reward classifier from operator labels.")

@@ -153,9 +153,11 @@ def episode_steps(env: gym.Env, policy: Policy, seed: int) -> Iterator[tuple[Any
 
 
 def record_episode(env: gym.Env, policy: Policy, recorder: EpisodeRecorder, seed: int, source: Source,
-                   task: str) -> tuple[EpisodeMeta, bool | None]:
+                   task: str, keep_failures: bool = True) -> tuple[EpisodeMeta, bool | None]:
     """Run one episode of ``policy`` and commit it to the recorder's store; returns its
-    metadata and the success the env reported (None for an env that reports none: stored as False)."""
+    metadata and the success the env reported (None for an env that reports none: stored as False).
+    ``keep_failures=False``: an episode the env reports as failed is dropped, never written (a demo set of
+    successes); one whose env reports no success at all is kept."""
     ret, info = 0.0, {}
     for obs, action, reward, terminated, info in episode_steps(env, policy, seed):
         if action is None:
@@ -165,7 +167,8 @@ def record_episode(env: gym.Env, policy: Policy, recorder: EpisodeRecorder, seed
             ret += reward
     meta = EpisodeMeta(source=source, task=task, robot=robot_name(env), success=step_fields(info)["success"], ret=ret,
                        seed=seed)
-    recorder.finish(meta)
+    if keep_failures or info.get("success") is not False:
+        recorder.finish(meta)
     return meta, info.get("success")
 
 
