@@ -15,12 +15,13 @@ import torch
 
 import robotrl  # noqa: F401  (registers the envs)
 from robotrl.config import ConfigError
+from robotrl.data import EpisodeStore
 from robotrl.learners import ALGORITHMS, Algorithm, BCAgent, BCConfig, ReplayBuffer, make_algorithm
 from robotrl.learners.bc import load_bc_config
 from robotrl.learners.throughput import fill_random
 from robotrl.policies import Policy
 from robotrl.runtime.learner import Learner
-from robotrl.runtime.train import RunConfig, _setup, save_run, train
+from robotrl.runtime.train import RunConfig, learner_setup, save_run, train
 
 REACH = "robotrl/ArmReach-v0"
 TINY = {"hidden": 64, "batch_size": 64, "num_threads": 1, "device": "cpu"}
@@ -121,9 +122,9 @@ def test_an_offline_learner_samples_demos_only_and_needs_them(tmp_path, reach_de
     assert not (tmp_path / "run").exists()
     cfg = RunConfig(env=REACH, algo="bc", learner=TINY, demos=str(reach_demos), total_steps=10)
     save_run(cfg, tmp_path / "run2")
-    _, algorithm, learner, store = _setup(cfg, tmp_path / "run2")  # what train() and the learner process build
-    assert isinstance(algorithm, BCAgent) and learner.ready() and len(learner.offline) > 0
-    store.close()
+    EpisodeStore(tmp_path / "run2" / "episodes.zarr", mode="a")  # the actor's side creates it
+    learner, _ = learner_setup(tmp_path / "run2")  # what the learner process builds
+    assert isinstance(learner.algorithm, BCAgent) and learner.ready() and len(learner.offline) > 0
 
 
 def test_the_learner_refuses_a_sequence_sampling_algorithm():

@@ -666,9 +666,9 @@ def test_a_realsense_640x480_frame_reaches_the_policy_cropped_to_the_tasks_image
 
 @pytest.mark.slow
 def test_the_robots_policy_path_imports_no_mujoco(tmp_path):
-    """What runs on a robot -- RosEnv, the actor node's modules and a trained policy from a run folder -- in a fresh
-    interpreter: building the env and the policy and acting imports no MuJoCo (the policy's spaces come from the
-    task config, not from a twin)."""
+    """What runs on a robot -- RosEnv, the actor node's modules and a trained policy from a run folder, the learner
+    node's replay and algorithm -- in a fresh interpreter: building them and acting imports no MuJoCo (the spaces
+    come from the task config, not from a twin)."""
     from robotrl.runtime.train import RunConfig, train
 
     run = tmp_path / "run"
@@ -683,8 +683,9 @@ from robotrl.learners import make_algorithm
 from robotrl.policies import Deterministic
 from robotrl.ros.ros_env import RosEnv
 from robotrl.runtime.actor import Actor
-from robotrl.runtime.train import load_algorithm
+from robotrl.runtime.train import learner_setup, load_algorithm
 from robotrl.tasks.experts import make_expert
+from pathlib import Path
 
 rclpy.init()
 node = rclpy.create_node("actor")
@@ -693,6 +694,7 @@ policy = Deterministic(load_algorithm({str(run)!r})[0].policy)
 policy.reset()
 assert policy.act(env.observation_space.sample()).shape == env.action_space.shape
 make_expert(env).act(env.observation_space.sample())
+learner, _ = learner_setup(Path({str(run)!r}))  # the learner node: algorithm and replay rebuilt from the run folder
 env.close()
 node.destroy_node()
 rclpy.shutdown()

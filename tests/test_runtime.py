@@ -12,7 +12,7 @@ import torch
 
 from robotrl.data import EpisodeStore
 from robotrl.runtime.evaluate import wilson_interval
-from robotrl.runtime.train import (RunConfig, _resume, _setup, _start_learner, evaluate_run, load_history, save_run,
+from robotrl.runtime.train import (RunConfig, _build, _start_learner, learner_setup, evaluate_run, load_history, save_run,
                                    train)
 from robotrl.runtime.actor import Actor, RateLimiter
 from robotrl.runtime.transport import FileWeights
@@ -41,9 +41,10 @@ def test_resume_continues_the_same_run(tmp_path):
     run = tmp_path / "run"
     first = train(reach(300), run, progress=False)
     before = evaluate_run(run, episodes=3)
-    cfg, ckpt = reach(300), torch.load(run / "checkpoint.pt", weights_only=False)
-    env, agent, learner, store = _setup(cfg, run, writer=False)
-    assert _resume(learner, run, store).startswith(f"resumed {run} at env step 300 ")
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    learner, message = learner_setup(run)
+    agent = learner.algorithm
+    assert message.startswith(f"resumed {run} at env step 300 ")
     # The resumed policy is the trained one, not a fresh initialization (LeRobot PR #4560's bug).
     assert agent.num_updates == ckpt["agent"]["num_updates"] > 0
     assert evaluate_run(run, episodes=3) == before
@@ -59,7 +60,8 @@ def test_processes_weights_reach_the_actor_and_a_learner_crash_leaves_it_running
     run = tmp_path / "run"
     cfg = reach(10_000)
     save_run(cfg, run)
-    env, agent, _, store = _setup(cfg, run)
+    env, agent, _ = _build(cfg)
+    store = EpisodeStore(run / "episodes.zarr", mode="a")
     actor = Actor(env, agent.policy, store, cfg.env, FileWeights(run / "weights"), random_steps=100, poll_every=5)
     proc = _start_learner(run)
     try:
@@ -143,11 +145,9 @@ def test_a_run_without_checkpoint_continues_from_its_episodes_and_says_so(tmp_pa
     (run / "best.pt").unlink()
     with open(run / "metrics.jsonl", "a") as f:  # an evaluation after the last stored episode (its episode was lost)
         f.write(json.dumps({"event": "eval", "env_steps": 150, "success": 0.0, "return": 0.0}) + "\n")
-    env, agent, learner, store = _setup(reach(200, learner=tiny), run, writer=False)
-    message = _resume(learner, run, store)
+    learner, message = learner_setup(run)
     assert message.startswith(f"continued {run} at env step 100 (2 stored episodes) with fresh networks")
     assert learner.env_steps == 100 and len(learner.online) > 0
-    store.close()
     history = train(reach(200, random_steps=100, learner=tiny), run, progress=False)
     assert [h["env_steps"] for h in history] == [100, 200] == [h["env_steps"] for h in load_history(run)]
     assert len(EpisodeStore(run / "episodes.zarr").metas()) == 4 and (run / "best.pt").exists()

@@ -323,7 +323,7 @@ class AnnouncedWeights:
 
 def learner_main(name: str) -> None:
     from robotrl.runtime.learner import serve
-    from robotrl.runtime.train import _flush_denormals, _resume, _setup, load_run
+    from robotrl.runtime.train import _flush_denormals, learner_setup
     from robotrl.runtime.transport import FileWeights
 
     node = Node(name)
@@ -338,10 +338,9 @@ def learner_main(name: str) -> None:
             raise SystemExit(f"learner: no {run}/run.yaml and episodes.zarr after {p.wait_s} s; is the actor running with run={run}?")
         time.sleep(0.2)
     _flush_denormals()
-    env, _, learner, store = _setup(load_run(run), run, writer=False)
-    env.close()
+    learner, resumed = learner_setup(run)
+    node.get_logger().info(resumed)
     learner.transport = AnnouncedWeights(FileWeights(run / "weights"), node)
-    _resume(learner, run, store)
     node.get_logger().info(f"learning from {run / 'episodes.zarr'}")
     serve(learner, run / "episodes.zarr", run / "checkpoint.pt", _StopFile(run / "STOP"))
 

@@ -108,14 +108,33 @@ def _build(cfg: RunConfig) -> tuple[gym.Env, Algorithm, Learner]:
     """Env, algorithm and learner (demos loaded): everything that can fail on a bad env id, learner config or demos,
     with nothing written yet."""
     env = make_actor_env(cfg.env, cfg.env_kwargs, cfg.human, cfg.seed, cfg.success_key, cfg.classifier)
-    algorithm = make_algorithm(cfg.algo, env.observation_space, env.action_space, cfg.learner, cfg.seed)
+    return env, *_learning(cfg, env.observation_space, env.action_space)
+
+
+def _learning(cfg: RunConfig, obs_space: gym.Space, action_space: gym.spaces.Box) -> tuple[Algorithm, Learner]:
+    algorithm = make_algorithm(cfg.algo, obs_space, action_space, cfg.learner, cfg.seed)
     if algorithm.replay == "offline" and not cfg.demos and cfg.human == "none":
         raise ValueError(f"{cfg.algo} learns from demonstrations only (its replay is offline): give demos "
                          "(--demos, an episode store from `robotrl record`)")
-    learner = Learner(algorithm, env.observation_space, seed=cfg.seed, takeover_penalty=cfg.takeover_penalty)
+    learner = Learner(algorithm, obs_space, seed=cfg.seed, takeover_penalty=cfg.takeover_penalty)
     if cfg.demos:
         _add_demos(learner, cfg.demos, cfg.env, cfg.classifier)
-    return env, algorithm, learner
+    return algorithm, learner
+
+
+def learner_setup(run: Path) -> tuple[Learner, str]:
+    """The learner side of a run (its own process, a robot's learner node): algorithm and replay rebuilt from the run
+    folder, the spaces from the task config -- no env, so no twin and no MuJoCo on a robot. Returns the learner and
+    what ``_resume`` did."""
+    cfg = load_run(run)
+    if is_task(cfg.env):
+        spaces = task_spaces(cfg.env, cfg.env_kwargs)
+    else:  # any other gymnasium env: built once for its spaces
+        env = make_env(cfg.env, cfg.env_kwargs, cfg.success_key)
+        spaces = env.observation_space, env.action_space
+        env.close()
+    _, learner = _learning(cfg, *spaces)
+    return learner, _resume(learner, run, EpisodeStore(run / "episodes.zarr", mode="r"))
 
 
 def _add_demos(learner: Learner, demos: str, env_id: str, classifier: str | None) -> None:
@@ -135,11 +154,6 @@ def _add_demos(learner: Learner, demos: str, env_id: str, classifier: str | None
         tasks = ", ".join(sorted({m.task for m in store.metas()}))
         raise ValueError(f"demos {demos} (recorded on {tasks}) do not fit {env_id}: {exc}; record demos on "
                          f"{env_id} with `robotrl record --env {env_id} --out ...`") from None
-
-
-def _setup(cfg: RunConfig, run: Path, writer: bool = True) -> tuple[gym.Env, Algorithm, Learner, EpisodeStore]:
-    """Env, algorithm, learner and the run's episode store: opened for writing by the actor's side only."""
-    return *_build(cfg), EpisodeStore(run / "episodes.zarr", mode="a" if writer else "r")
 
 
 def _resume(learner: Learner, run: Path, store: EpisodeStore) -> str:
@@ -451,10 +465,8 @@ def learner_main(run: str) -> None:
     run_dir = Path(run)
     _flush_denormals()
     cfg = load_run(run_dir)
-    env, _, learner, store = _setup(cfg, run_dir, writer=False)
-    env.close()
+    learner, _ = learner_setup(run_dir)
     learner.transport = FileWeights(run_dir / "weights")
-    _resume(learner, run_dir, store)
     serve(learner, run_dir / "episodes.zarr", run_dir / CHECKPOINT, stop, checkpoint_every=cfg.eval_every,
           warmup=_random_steps(cfg), progress=FileProgress(run_dir / PROGRESS))
 
