@@ -23,35 +23,52 @@ from robotrl.tasks.quad import QuadTask
 ARM_GAIN = 0.5
 
 
-def _toward(delta: np.ndarray, scale: float, gain: float = ARM_GAIN) -> np.ndarray:
-    """Action (in [-1, 1]) that moves ``gain`` x ``delta`` metres, given ``scale`` metres per unit action."""
-    return np.clip(gain * delta / scale, -1.0, 1.0)
+class ArmExpert(Stateless):
+    """Shared by the arm experts: ``move`` turns a wanted displacement into the motion part of an action, ``gain`` x
+    it per step, and keeps the commanded target inside the task's safety box whether or not the previous action has
+    executed yet: a step late, that action still moves the arm first, so a descent near the table would otherwise
+    aim below the box (the safety filter clips it and counts a workspace violation). Near a wall it only holds
+    back, never reverses, so without latency it costs at most a step there."""
 
-
-class ReachExpert(Stateless):
     gain = ARM_GAIN
+    margin = 0.001  # m inside the box
 
     def __init__(self, task: ArmTask):
         self.scale = task.config.action_scale
+        self.lo = np.asarray(task.safety.box_min, float) + self.margin
+        self.hi = np.asarray(task.safety.box_max, float) - self.margin
+        self.reset()
 
+    def reset(self) -> None:
+        self.last_step = np.zeros(3)  # the motion the previous action asked for (m), maybe still in flight
+
+    def move(self, ee: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        step = np.clip(self.gain * np.asarray(delta, float), -self.scale, self.scale)
+        ahead = ee + self.last_step  # where the arm is once a pending previous action has executed
+        low = np.minimum(self.lo - np.minimum(ee, ahead), 0.0)  # never push back: only hold a motion toward a wall
+        high = np.maximum(self.hi - np.maximum(ee, ahead), 0.0)
+        step = np.clip(step, low, high)
+        self.last_step = step
+        return step / self.scale
+
+
+class ReachExpert(ArmExpert):
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
-        return _toward(obs["state/target_pos"] - obs["state/ee_pos"], self.scale, self.gain).astype(np.float32)
+        ee = obs["state/ee_pos"]
+        return self.move(ee, obs["state/target_pos"] - ee).astype(np.float32)
 
 
-class PickCubeExpert(Stateless):
+class PickCubeExpert(ArmExpert):
     """Above the cube -> down -> close -> lift. The phase advances on what the observations show, never on a count
     of steps alone, so a step of latency only delays it: lift once the fingers hold the cube -- as wide as its faces,
     or stopped wider on a yawed cube."""
 
-    gain = ARM_GAIN
-
     def __init__(self, task: PickCube):
-        cfg = task.config
-        self.scale, self.half = cfg.action_scale, cfg.cube_half_size
-        self.lift_to = cfg.lift_height + 0.06
-        self.reset()
+        self.half, self.lift_to = task.config.cube_half_size, task.config.lift_height + 0.06
+        super().__init__(task)
 
     def reset(self) -> None:
+        super().reset()
         self.phase, self.closing_steps, self.last_grip = "approach", 0, 1.0
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
@@ -76,22 +93,17 @@ class PickCubeExpert(Stateless):
             goal, g = np.array([ee[0], ee[1], self.lift_to]), -1.0
             if grip < 0.1:  # closed on nothing: the cube slipped, start over
                 self.phase, self.closing_steps = "approach", 0
-        return np.append(_toward(goal - ee, self.scale, self.gain), g).astype(np.float32)
+        return np.append(self.move(ee, goal - ee), g).astype(np.float32)
 
 
-class PegInsertExpert(Stateless):
+class PegInsertExpert(ArmExpert):
     """Align the peg tip over the hole, then descend; the impedance controller's compliance absorbs contact."""
-
-    gain = ARM_GAIN
-
-    def __init__(self, task: ArmTask):
-        self.scale = task.config.action_scale
 
     def act(self, obs: Obs, deterministic: bool = False) -> np.ndarray:
         off = obs["state/tip_to_hole"]  # peg tip minus hole rim centre
         lateral = np.linalg.norm(off[:2])
         dz = 0.015 - off[2] if lateral > 0.003 else -0.02  # hover 1.5 cm above the rim until aligned
-        return _toward(np.array([-off[0], -off[1], dz]), self.scale, self.gain).astype(np.float32)
+        return self.move(obs["state/ee_pos"], np.array([-off[0], -off[1], dz])).astype(np.float32)
 
 
 class QuadGoalExpert(Stateless):
