@@ -70,7 +70,7 @@ def encoder(work: Path, args: argparse.Namespace) -> Path:
     return path
 
 
-def labelled_episodes(path: Path, episodes: int, seed: int) -> Any:
+def labelled_episodes(path: Path, episodes: int, seed: int, env_kwargs: dict) -> Any:
     """The frames an operator labels before learning starts: a quarter clean expert, a quarter expert with random
     actions mixed in (some fail), half random play; none ends on success (the operator holds "success" over what
     follows). Labelled by the scripted operator only."""
@@ -84,7 +84,7 @@ def labelled_episodes(path: Path, episodes: int, seed: int) -> Any:
 
     store = EpisodeStore(path, mode="a")
     if store.n_episodes < episodes:
-        env = gym.make(ENV_ID, **{**pixel_task(), "terminate_on_success": False})
+        env = gym.make(ENV_ID, **{**env_kwargs, "terminate_on_success": False})
         expert, rec, rng = make_expert(env), EpisodeRecorder(store), np.random.default_rng(seed)
         env.action_space.seed(seed)
         for i in range(store.n_episodes, episodes):
@@ -105,14 +105,16 @@ def labelled_episodes(path: Path, episodes: int, seed: int) -> Any:
     return report
 
 
-def classifier(work: Path, seed: int, args: argparse.Namespace) -> tuple[Path, dict]:
+def classifier(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict) -> tuple[Path, dict]:
+    """The reward classifier of a run, trained on the scripted operator's labels of episodes recorded under
+    ``env_kwargs`` (kept in ``work``), with its held-out report."""
     from robotrl.data import EpisodeStore
     from robotrl.reward_classifier import train_classifier
 
     path = work / "classifier.pt"
     report_path = work / "classifier.json"
     if not path.exists():
-        labels = labelled_episodes(work / "labelled.zarr", args.label_episodes, seed)
+        labels = labelled_episodes(work / "labelled.zarr", args.label_episodes, seed, env_kwargs)
         store = EpisodeStore(work / "labelled.zarr")
         model, report = train_classifier(store, KEYS, steps=args.classifier_steps, min_precision=MIN_PRECISION,
                                          seed=seed, progress=False)
@@ -171,27 +173,30 @@ def learner_speed(args: argparse.Namespace, updates: int = 300) -> dict:
 
 
 def ours(method: str, seed: int, args: argparse.Namespace) -> dict:
-    import torch
-
-    from robotrl.runtime.train import REPORT_SEED, RunConfig, evaluate_run, load_history, train
-
-    torch.set_num_threads(1)
-    work = args.work / f"{method}_seed{seed}"
-    work.mkdir(parents=True, exist_ok=True)
     learner: dict[str, Any] = {"utd": args.utd, "discrete_gripper": True, "num_threads": 1}
     env_kwargs: dict[str, Any] = {"reward": "sparse"}
-    extra: dict[str, Any] = {}
     if method != "state":
         env_kwargs = {**pixel_task(), **env_kwargs}
         learner = pixel_learner(args)
     if method == "goal_asymmetric":  # the twin's cube pose for the critic only (ObservationSpec.critic_state)
         env_kwargs["observation"] = {**env_kwargs["observation"], "critic_state": ["cube_pos"]}
-    clf, clf_report = (classifier(work, seed, args) if method in GOAL_METHODS else (None, None))
-    if clf:
-        extra["classifier"] = str(clf)
+    return learn(args.work / f"{method}_seed{seed}", seed, args, env_kwargs, learner, method in GOAL_METHODS)
+
+
+def learn(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict, learner: dict, with_classifier: bool) -> dict:
+    """One run to the budget in ``work`` (resumed when it holds one): with a classifier, labels, classifier and demos
+    first (kept in ``work``); then the curve, the final evaluations (last and best) and the wall time."""
+    import torch
+
+    from robotrl.runtime.train import REPORT_SEED, RunConfig, evaluate_run, load_history, train
+
+    torch.set_num_threads(1)
+    work.mkdir(parents=True, exist_ok=True)
+    clf, clf_report = classifier(work, seed, args, env_kwargs) if with_classifier else (None, None)
     demo_store = demos(work / "demos.zarr", args.demos, seed, env_kwargs, clf)
     cfg = RunConfig(env=ENV_ID, env_kwargs=env_kwargs, demos=str(demo_store), seed=seed, total_steps=args.budget,
-                    eval_every=args.eval_every, eval_episodes=args.eval_episodes, learner=learner, **extra)
+                    eval_every=args.eval_every, eval_episodes=args.eval_episodes, learner=learner,
+                    classifier=str(clf) if clf else None)
     start = time.time()
     train(cfg, work / "run", progress=not args.quiet)
     history = load_history(work / "run")
@@ -293,11 +298,12 @@ def plot(jobs: dict, path: Path, eval_episodes: int) -> None:
     plot_curves(jobs, path, colors, f"{ENV_ID}: front + wrist 96 px + proprioception; goal = classifier reward from labels", f"eval success ({eval_episodes} episodes, twin's truth)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS)} (default: all)")
-    parser.add_argument("--seeds", type=int, default=3, help="goal seeds (default: 3)")
-    parser.add_argument("--ref-seeds", type=int, default=1, help="seeds of each reference (default: 1)")
+RUN_SETTINGS = ("budget", "demos", "utd", "eval_every", "eval_episodes", "final_episodes", "label_episodes",
+                "classifier_steps", "encoder_episodes")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """How a goal run is made (what :func:`learn` reads), the same here and in bench/sim_to_real.py."""
     parser.add_argument("--budget", type=int, default=30_000, help="env steps per run (default: 30000)")
     parser.add_argument("--demos", type=int, default=20)
     parser.add_argument("--utd", type=int, default=4, help="our update-to-data ratio (default: 4, configs/learners/sac_pick.yaml)")
@@ -307,6 +313,14 @@ def main() -> None:
     parser.add_argument("--label-episodes", type=int, default=80, help="episodes the scripted operator labels (default: 80)")
     parser.add_argument("--classifier-steps", type=int, default=1000, help="classifier updates per round (default: 1000)")
     parser.add_argument("--encoder-episodes", type=int, default=30, help="twin episodes the encoder pretrains on (default: 30)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(METHODS)} (default: all)")
+    parser.add_argument("--seeds", type=int, default=3, help="goal seeds (default: 3)")
+    parser.add_argument("--ref-seeds", type=int, default=1, help="seeds of each reference (default: 1)")
+    add_run_args(parser)
     parser.add_argument("--sb3-minutes", type=float, default=30, help="wall-time cap of the SB3 reference (default: 30)")
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "pixels",
                         help="labels, classifiers, demos, encoder and run folders, kept for resume (default: out/pixels)")
@@ -315,8 +329,7 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_output_args(parser)
     args = parser.parse_args()
-    settings = {k: getattr(args, k) for k in ("budget", "demos", "utd", "eval_every", "eval_episodes", "final_episodes",
-                                             "label_episodes", "classifier_steps", "encoder_episodes", "sb3_minutes")}
+    settings = {k: getattr(args, k) for k in (*RUN_SETTINGS, "sb3_minutes")}
     folder = out_dir(args)
     jobs = finished_jobs(folder / f"{args.name}.json", settings)
     methods = args.methods.split(",")

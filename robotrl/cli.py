@@ -336,35 +336,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"note: seeds {args.seed}-{args.seed + args.episodes - 1} overlap {SELECT_SEED}-"
               f"{SELECT_SEED + cfg.eval_episodes - 1}, which picked best.pt during training: this rate flatters it")
     print(f"run {args.run}  episodes {args.episodes} (seeds {args.seed}-{args.seed + args.episodes - 1})")
-    for name, env_kwargs in (heldout_envs(cfg, args.heldout) if args.heldout else {"": cfg.env_kwargs}).items():
+    from robotrl.tasks.heldout import heldout_envs
+
+    envs = heldout_envs(cfg.env, cfg.env_kwargs, args.heldout) if args.heldout else {"": cfg.env_kwargs}
+    for name, env_kwargs in envs.items():
         success, ret = evaluate(algorithm.policy, make_env(cfg.env, env_kwargs, cfg.success_key), args.episodes, args.seed)
         print(f"{f'held-out {name}: ' if name else ''}{_score(success, ret, args.episodes)}")
     return 0
-
-
-def heldout_envs(cfg, names: str) -> dict[str, dict]:
-    """``gym.make`` keywords of the held-out sets ``names`` (comma-separated, or "all") for a run: each set's over the
-    run's own, after checking that the run trained inside the sets' training ranges and sees what they show."""
-    from robotrl.tasks import is_task, task_spaces
-    from robotrl.tasks.heldout import heldout_path, heldout_sets, trained_outside
-
-    if not is_task(cfg.env):
-        raise ValueError(f"--heldout: for robotrl/* tasks only, not {cfg.env}")
-    training, sets = heldout_sets(cfg.env)
-    wanted = list(sets) if names == "all" else names.split(",")
-    unknown = [n for n in wanted if n not in sets]
-    if unknown:
-        raise ValueError(f"--heldout {', '.join(unknown)}: no such set in {heldout_path(cfg.env)}; sets: {', '.join(sets)}")
-    problems = trained_outside(cfg.env, cfg.env_kwargs, training)
-    if problems:
-        raise ValueError(f"--heldout: the run trained outside {heldout_path(cfg.env)}'s training ranges "
-                         f"({'; '.join(problems)}), so its sets are not held out for it")
-    envs = {name: {**cfg.env_kwargs, **sets[name]} for name in wanted}
-    for name, kwargs in envs.items():
-        if task_spaces(cfg.env, kwargs) != task_spaces(cfg.env, cfg.env_kwargs):
-            raise ValueError(f"--heldout {name}: the run's observations differ from {heldout_path(cfg.env)}'s training "
-                             "config's; train on that config (or one with its observation)")
-    return envs
 
 
 def cmd_bench_learner(args: argparse.Namespace) -> int:

@@ -131,6 +131,9 @@ def test_train_takes_a_task_config_and_eval_plays_the_same_task(tmp_path):
     keys = robotrl("data", "info", run / "episodes.zarr").stdout
     assert "images.front" in keys and "images.wrist" in keys and "cube_pos" not in keys  # what a robot sees
     assert robotrl("eval", "--run", run, "--episodes", "1").returncode == 0
+    res = robotrl("eval", "--run", run, "--episodes", "1", "--heldout", "latency,cube_colour")
+    assert res.returncode == 0, res.stderr
+    assert "held-out latency: " in res.stdout and "held-out cube_colour: " in res.stdout
 
 
 @pytest.mark.slow

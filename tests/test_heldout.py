@@ -4,10 +4,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from robotrl.cli import heldout_envs
 from robotrl.config import ConfigError, config_path
-from robotrl.runtime.train import RunConfig
-from robotrl.tasks.heldout import heldout_sets
+from robotrl.tasks.heldout import heldout_envs, heldout_sets
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 TRAINING = str(config_path("arm_pick_cube_pixels_randomized", "tasks"))
@@ -62,16 +60,15 @@ def test_a_set_inside_training_fails_naming_the_file_and_the_set(tmp_path):
 
 
 def test_eval_refuses_a_run_that_trained_outside_the_training_ranges_or_sees_otherwise():
-    inside = RunConfig(env=ENV_ID, env_kwargs={"config": TRAINING})
-    assert set(heldout_envs(inside, "all")) == {"masses", "friction", "latency", "lighting_camera", "cube_colour"}
-    wide = RunConfig(env=ENV_ID, env_kwargs={"config": TRAINING, "randomization": {"mass_scale": [0.5, 1.5]}})
+    inside = {"config": TRAINING}
+    assert set(heldout_envs(ENV_ID, inside, "all")) == {"masses", "friction", "latency", "lighting_camera", "cube_colour"}
+    wide = {"config": TRAINING, "randomization": {"mass_scale": [0.5, 1.5]}}
     with pytest.raises(ValueError, match=r"trained outside .*mass_scale \(0.5, 1.5\)"):
-        heldout_envs(wide, "masses")
-    state = RunConfig(env=ENV_ID, env_kwargs={})
+        heldout_envs(ENV_ID, wide, "masses")
     with pytest.raises(ValueError, match="observations differ"):
-        heldout_envs(state, "latency")
+        heldout_envs(ENV_ID, {}, "latency")  # state observations
     with pytest.raises(ValueError, match="no such set .* sets: masses"):
-        heldout_envs(inside, "gravity")
+        heldout_envs(ENV_ID, inside, "gravity")
 
 
 def test_a_randomized_run_is_reproducible_under_its_seed():

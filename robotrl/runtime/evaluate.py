@@ -16,16 +16,25 @@ def evaluate(policy: Policy, env: gym.Env, episodes: int, seed: int = 10_000) ->
     """(success rate, mean return) of ``policy`` acting deterministically over ``episodes`` episodes with seeds
     ``seed + i`` (reset at each start). The rate is over the episodes whose last step reported success: None for
     envs that report none."""
-    wins, returns = [], []
+    return evaluate_with_costs(policy, env, episodes, seed)[:2]
+
+
+def evaluate_with_costs(policy: Policy, env: gym.Env, episodes: int, seed: int = 10_000
+                        ) -> tuple[float | None, float, dict[str, float]]:
+    """:func:`evaluate`, and the mean safety cost per episode per limit (``info["costs"]``: 1 per step a limit was
+    hit; empty for envs that report none)."""
+    wins, returns, costs = [], [], {}
     for i in range(episodes):
         ret, info = 0.0, {}
         for _, _, reward, _, info in episode_steps(env, Deterministic(policy), seed + i):
             ret += reward
+            for limit, cost in info.get("costs", {}).items():
+                costs[limit] = costs.get(limit, 0.0) + cost
         flag = info.get("success", info.get("is_success"))  # gymnasium-robotics: is_success (make_env renames it)
         if flag is not None:
             wins.append(bool(flag))
         returns.append(ret)
-    return (float(np.mean(wins)) if wins else None), float(np.mean(returns))
+    return (float(np.mean(wins)) if wins else None), float(np.mean(returns)), {k: v / episodes for k, v in costs.items()}
 
 
 def wilson_interval(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from robotrl.config import ConfigError, StrictModel, config_path, configs_dir, describe_error, read_yaml
-from robotrl.tasks import make_task, task_class
+from robotrl.tasks import is_task, make_task, task_class, task_spaces
 from robotrl.tasks.base import NOISES, SCALES, RandomizationConfig, TaskConfig
 
 
@@ -104,3 +104,26 @@ def trained_outside(env_id: str, run_env_kwargs: dict[str, Any], training: TaskC
                 problems.append(f"randomization.{knob} {(lo, hi)} outside {(a, b)}")
         problems += [f"randomization.{k} {getattr(r, k)} > {getattr(t, k)}" for k in NOISES if getattr(r, k) > getattr(t, k)]
     return problems
+
+
+def heldout_envs(env_id: str, run_env_kwargs: dict[str, Any], names: str) -> dict[str, dict[str, Any]]:
+    """``gym.make`` keywords of the held-out sets ``names`` (comma-separated, or "all") for a run trained under
+    ``run_env_kwargs``: each set's over the run's own, after checking that the run trained inside the sets' training
+    ranges (else they would not be held out for it) and sees what they show."""
+    if not is_task(env_id):
+        raise ValueError(f"--heldout: for robotrl/* tasks only, not {env_id}")
+    training, sets = heldout_sets(env_id)
+    wanted = list(sets) if names == "all" else names.split(",")
+    unknown = [n for n in wanted if n not in sets]
+    if unknown:
+        raise ValueError(f"--heldout {', '.join(unknown)}: no such set in {heldout_path(env_id)}; sets: {', '.join(sets)}")
+    problems = trained_outside(env_id, run_env_kwargs, training)
+    if problems:
+        raise ValueError(f"--heldout: the run trained outside {heldout_path(env_id)}'s training ranges "
+                         f"({'; '.join(problems)}), so its sets are not held out for it")
+    envs = {name: {**run_env_kwargs, **sets[name]} for name in wanted}
+    for name, kwargs in envs.items():
+        if task_spaces(env_id, kwargs) != task_spaces(env_id, run_env_kwargs):
+            raise ValueError(f"--heldout {name}: the run's observations differ from {heldout_path(env_id)}'s training "
+                             "config's; train on that config (or one with its observation)")
+    return envs
