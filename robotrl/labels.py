@@ -8,10 +8,12 @@ the truth decides what a human would have seen, never what is written. What it w
 (``store.add_label(..., source="operator")``), with a human's imperfections:
 
 - the outcome of each labelled episode (success yes / no);
-- for a success, "success" held over the *last* frames -- the final run of success frames, which the truth shows
-  from some row on -- starting ``delay`` rows late (a human's reaction time, drawn per episode), with single frames
-  occasionally missed (``miss_rate``, the key bounced);
-- a failure is labelled by its outcome only (no frame is a success: the classifier takes all its rows as negatives);
+- "success" held over every run of frames that show success -- whatever the outcome: a cube lifted and then dropped
+  looked like a success while it was up -- each mark starting ``delay`` rows after the run does (a human's reaction
+  time, drawn per episode), with single frames occasionally missed (``miss_rate``, the key bounced). (Marking only
+  the final run of a success taught the classifier that lifted cubes in failed episodes are failures: 46 of 50 of
+  its false positives on held-out episodes were such frames, and precision stalled near 0.87.);
+- an episode in which the operator saw no success frame is labelled by its outcome only (every row a negative);
 - a budget: at most ``max_episodes`` episodes labelled and ``max_frames`` success frames marked in all; once the frame
   budget is spent a success gets its outcome only (the classifier then learns its final frame alone).
 
@@ -81,19 +83,16 @@ class ScriptedOperator:
 
     def marks(self, seen: np.ndarray, episode: int) -> tuple[np.ndarray, int]:
         """The operator's per-row success marks for an episode whose rows the operator *saw* succeed at ``seen``
-        (T + 1 bools): the final run of success rows, ``delay`` rows late, with misses. Returns (marks, delay)."""
+        (T + 1 bools): every run of success rows from ``delay`` rows after it starts, with misses. Returns (marks,
+        delay)."""
         rng = np.random.default_rng([self.seed, episode])
         delay = int(rng.integers(self.delay[0], self.delay[1] + 1))
         missed = rng.random(len(seen)) < self.miss_rate
-        marks = np.zeros(len(seen), bool)
-        if not seen[-1]:
-            return marks, -1
-        start = len(seen) - 1
-        while start > 0 and seen[start - 1]:
-            start -= 1
-        marks[start + delay:] = True
-        marks &= ~missed
-        return marks, delay
+        onsets = np.flatnonzero(seen & ~np.concatenate([[False], seen[:-1]]))
+        since = np.arange(len(seen)) - onsets[np.searchsorted(onsets, np.arange(len(seen)), side="right") - 1] \
+            if len(onsets) else np.zeros(len(seen), int)
+        marks = seen & (since >= delay) & ~missed
+        return marks, delay if marks.any() else -1
 
     def label(self, store: EpisodeStore) -> LabelReport:
         """Label ``store``'s episodes in order (opened with mode "label" or "a"); returns what was added."""
@@ -110,11 +109,14 @@ class ScriptedOperator:
             eyes = store.judgements(i)["truth"]
             seen = eyes.steps if eyes.steps is not None else np.zeros(store.episode_slice(i).stop - store.episode_slice(i).start, bool)
             success = bool(eyes.success)
-            marks, delay = self.marks(np.asarray(seen, bool), i) if success else (None, -1)
-            if marks is not None and (not marks.any() or marks.sum() > frames_left):
-                marks, delay = None, -1  # nothing left to mark, or over the frame budget: the outcome only
-            store.add_label(i, success=success, steps=marks, source=self.source)
-            n = int(marks.sum()) if marks is not None else 0
+            marks, delay = self.marks(np.asarray(seen, bool), i)
+            if marks.sum() > frames_left:
+                if not success:  # its outcome alone would call the success it showed a failure: not labelled
+                    report.unlabelled += 1
+                    continue
+                marks, delay = marks & False, -1  # over the frame budget: the outcome only
+            store.add_label(i, success=success, steps=marks if marks.any() else None, source=self.source)
+            n = int(marks.sum())
             frames_left -= n
             report.labelled.append(OperatorLabel(episode=i, success=success, frames=n, delay=delay))
         return report

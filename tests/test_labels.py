@@ -69,6 +69,16 @@ def test_scripted_operator_labels_as_a_human_within_its_budget(tmp_path):
     assert again.skipped == 8 and [lab.episode for lab in again.labelled] == [8, 9, 10, 11]
 
 
+def test_the_operator_marks_every_run_of_success_it_sees_a_reaction_time_late():
+    """A cube lifted, dropped and lifted again: both lifts are marked (the first would otherwise teach the classifier
+    that a lifted cube is a failure), each from the operator's delay on."""
+    seen = np.array([0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1], bool)
+    marks, delay = ScriptedOperator(delay=(1, 1), miss_rate=0.0).marks(seen, episode=0)
+    assert delay == 1 and np.flatnonzero(marks).tolist() == [3, 4, 5, 9, 10, 11, 12]
+    marks, delay = ScriptedOperator(delay=(5, 5), miss_rate=0.0).marks(seen, episode=0)
+    assert delay == -1 and not marks.any()  # every run shorter than the reaction time: nothing marked
+
+
 def test_scripted_operator_is_deterministic_and_keeps_a_frame_budget(tmp_path):
     got = []
     for run in range(2):
