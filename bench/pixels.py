@@ -5,8 +5,8 @@ Per goal seed, everything the robot's workflow makes is made again from that see
   1. labelled episodes: the scripted expert (clean, and with random actions mixed in) and random play, not ended on
      success, labelled by the scripted operator (``robotrl.labels.ScriptedOperator``: outcome, "success" held over the
      last frames a reaction time late, missed frames) -- never the twin's per-step truth;
-  2. the reward classifier (``train_classifier``: episode-wise split, threshold calibrated for precision 0.99, hard
-     negatives), reported on held-out episodes;
+  2. the reward classifier (``train_classifier`` on the frozen pretrained encoder's features: episode-wise split,
+     threshold calibrated for precision 0.99, hard negatives), reported on held-out episodes;
   3. 20 scripted demos, recorded through that classifier (their rewards are its verdicts, as on a robot);
   4. SAC (sac_pick: UTD 4, discrete gripper) with a frozen pretrained conv encoder whose features are computed once
      per frame (``cache_features``), on the classifier's reward, to the budget.
@@ -105,9 +105,10 @@ def labelled_episodes(path: Path, episodes: int, seed: int, env_kwargs: dict) ->
     return report
 
 
-def classifier(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict) -> tuple[Path, dict]:
+def classifier(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict, encoder: str) -> tuple[Path, dict]:
     """The reward classifier of a run, trained on the scripted operator's labels of episodes recorded under
-    ``env_kwargs`` (kept in ``work``), with its held-out report."""
+    ``env_kwargs`` (kept in ``work``), on the frozen pretrained ``encoder``'s features (HIL-SERL's recipe), with its
+    held-out report."""
     from robotrl.data import EpisodeStore
     from robotrl.reward_classifier import train_classifier
 
@@ -117,7 +118,7 @@ def classifier(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict
         labels = labelled_episodes(work / "labelled.zarr", args.label_episodes, seed, env_kwargs)
         store = EpisodeStore(work / "labelled.zarr")
         model, report = train_classifier(store, KEYS, steps=args.classifier_steps, min_precision=MIN_PRECISION,
-                                         seed=seed, progress=False)
+                                         seed=seed, progress=False, encoder=encoder)
         model.save(path, info={"keys": KEYS})
         c = report.confusion
         report_path.write_text(json.dumps({
@@ -192,7 +193,8 @@ def learn(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict, lea
 
     torch.set_num_threads(1)
     work.mkdir(parents=True, exist_ok=True)
-    clf, clf_report = classifier(work, seed, args, env_kwargs) if with_classifier else (None, None)
+    clf, clf_report = (classifier(work, seed, args, env_kwargs, learner["pretrained_encoder"]) if with_classifier
+                       else (None, None))
     demo_store = demos(work / "demos.zarr", args.demos, seed, env_kwargs, clf)
     cfg = RunConfig(env=ENV_ID, env_kwargs=env_kwargs, demos=str(demo_store), seed=seed, total_steps=args.budget,
                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, learner=learner,
@@ -310,8 +312,8 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=2000)
     parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--final-episodes", type=int, default=200)
-    parser.add_argument("--label-episodes", type=int, default=80, help="episodes the scripted operator labels (default: 80)")
-    parser.add_argument("--classifier-steps", type=int, default=1000, help="classifier updates per round (default: 1000)")
+    parser.add_argument("--label-episodes", type=int, default=160, help="episodes the scripted operator labels (default: 160)")
+    parser.add_argument("--classifier-steps", type=int, default=2000, help="classifier updates per round (default: 2000)")
     parser.add_argument("--encoder-episodes", type=int, default=30, help="twin episodes the encoder pretrains on (default: 30)")
 
 

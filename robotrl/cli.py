@@ -273,7 +273,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     keys = [f"images/{c}" for c in cameras]
     model, report = train_classifier(store, keys, steps=args.steps, batch_size=args.batch_size, val_fraction=args.held_out,
                                      min_precision=args.min_precision, seed=args.seed, progress=not args.quiet,
-                                     rounds=args.rounds, guard=args.guard)
+                                     rounds=args.rounds, guard=args.guard, encoder=args.encoder)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out, info={"store": str(store.path), "keys": keys, "report": {**vars(report), "sources": list(report.sources)}})
@@ -528,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=_positive, default=2, help="training rounds; each after the first adds the hard "
                    "negatives mined by the one before (default: 2)")
     p.add_argument("--batch-size", type=_positive, default=128, help="frames per update (default: 128)")
+    p.add_argument("--encoder", help="a pretrained conv stack (scripts/pretrain_encoder.py), kept frozen: each frame's "
+                   "features are computed once and only the projection and head train (HIL-SERL's recipe); "
+                   "default: a CNN trained from scratch")
     p.add_argument("--held-out", type=float, default=0.4, help="fraction of labelled episodes held out, half for "
                    "calibration, half for the test (default: 0.4)")
     p.add_argument("--guard", type=int, default=5, help="unmarked rows this close to a success mark are left out: "

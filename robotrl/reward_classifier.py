@@ -27,11 +27,14 @@ from robotrl.learners.networks import ObsEncoder, mlp
 
 
 class SuccessClassifier(nn.Module):
-    def __init__(self, obs_space: gym.spaces.Dict, keys: list[str], hidden: int = 256):
+    """``encoder``: a pretrained conv stack (scripts/pretrain_encoder.py; HIL-SERL freezes a pretrained ResNet) kept
+    fixed, so training computes each frame's conv features once and fits only the projection and head."""
+
+    def __init__(self, obs_space: gym.spaces.Dict, keys: list[str], hidden: int = 256, encoder: str | Path | None = None):
         super().__init__()
         self.keys = sorted(keys)
         self.obs_space = gym.spaces.Dict({k: obs_space[k] for k in self.keys})  # what save() records
-        self.encoder = ObsEncoder(gym.spaces.Dict({k: obs_space[k] for k in self.keys}))
+        self.encoder = ObsEncoder(self.obs_space, pretrained=encoder, freeze=encoder is not None)
         self.head = nn.Sequential(mlp(self.encoder.out_dim, hidden, 1, layer_norm=True), nn.Linear(hidden, 1))
         self.threshold = 0.5
 
@@ -42,7 +45,7 @@ class SuccessClassifier(nn.Module):
     @torch.inference_mode()
     def probability(self, obs: dict[str, np.ndarray]) -> float:
         batch = {k: torch.as_tensor(np.asarray(obs[k]))[None] for k in self.keys}
-        return float(torch.sigmoid(self(batch))[0])
+        return float(torch.sigmoid(self(batch).double())[0])  # float64: float32 rounds every logit > 17 to 1.0
 
     def verdicts(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Success (bool) of every row of a batch of observations, at the threshold."""
@@ -184,8 +187,9 @@ def reaction_band(labels: np.ndarray, episode: np.ndarray, guard: int) -> np.nda
 def scores(model: SuccessClassifier, obs: dict[str, np.ndarray], idx: np.ndarray, batch: int = 512) -> np.ndarray:
     """P(success) of frames ``idx``."""
     model.eval()
-    with torch.inference_mode():
-        out = [torch.sigmoid(model({k: torch.as_tensor(v[idx[s : s + batch]]) for k, v in obs.items()}))
+    with torch.inference_mode():  # float64 probabilities: in float32 confident frames all tie at 1.0, and calibration
+        # for precision then has no threshold between them
+        out = [torch.sigmoid(model({k: torch.as_tensor(v[idx[s : s + batch]]) for k, v in obs.items()}).double())
                for s in range(0, len(idx), batch)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
@@ -198,14 +202,15 @@ def hard_negatives(model: SuccessClassifier, obs: dict[str, np.ndarray], labels:
 
 def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, batch_size: int = 128, val_fraction: float = 0.4,
                      min_precision: float = 0.99, lr: float = 3e-4, seed: int = 0, progress: bool = True, rounds: int = 2,
-                     hard_fraction: float = 0.25, sources: tuple[str, ...] = LABEL_SOURCES, guard: int = 5
-                     ) -> tuple[SuccessClassifier, ClassifierReport]:
+                     hard_fraction: float = 0.25, sources: tuple[str, ...] = LABEL_SOURCES, guard: int = 5,
+                     encoder: str | Path | None = None) -> tuple[SuccessClassifier, ClassifierReport]:
     """Train on the operator's labels (``load_frames``): episodes split into train / calibration / test
     (``val_fraction`` held out, half each); ``steps`` updates, the threshold calibrated for ``min_precision`` on the
     calibration episodes; then each further round mines the training frames it scores positive that a label
     rejects (hard negatives) and trains ``steps`` more updates with ``hard_fraction`` of every batch drawn from them,
     and calibrates again. Precision, recall and the confusion are measured on the test episodes. The ``guard``
-    rows beside a success mark that are unmarked are left out everywhere (``reaction_band``)."""
+    rows beside a success mark that are unmarked are left out everywhere (``reaction_band``). With a pretrained
+    ``encoder`` (frozen), each frame's conv features are computed once and training fits projection and head only."""
     obs, labels, episode = load_frames(store, keys, sources)
     split = split_labelled(episode, labels, val_fraction, seed)
     clear = ~reaction_band(labels, episode, guard)
@@ -224,8 +229,10 @@ def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, ba
                          "label both successes and failures (more episodes)")
     space = gym.spaces.Dict({k: _box(v.shape[1:], str(v.dtype)) for k, v in obs.items()})
     torch.manual_seed(seed)
-    model = SuccessClassifier(space, keys)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model = SuccessClassifier(space, keys, encoder=encoder)
+    if encoder is not None:  # frozen convs: their features once per frame, what every update then reads
+        obs = {**obs, **{k: f(obs[k]) for k, f in model.encoder.frame_features().items()}}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(tr) - pos) / max(pos, 1.0)))  # class balance
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
