@@ -248,3 +248,25 @@ def test_training_takes_its_reward_from_a_classifier_and_evaluates_by_the_env(tr
         main(["train", "sac", "--env", "robotrl/ArmPickCube-v0", "--out", str(tmp_path / "x"), "--reward", "classifier:"])
     assert main(["train", "sac", "--env", "robotrl/ArmPickCube-v0", "--out", str(tmp_path / "y"),
                  "--reward", f"classifier:{tmp_path / 'missing.pt'}"]) == 2 and not (tmp_path / "y").exists()
+
+
+def test_a_frozen_pretrained_encoder_stays_as_loaded_and_the_head_learns(tmp_path, capsys):
+    """`--encoder`: the pretrained conv stack is loaded into every camera's CNN and never trained (its features
+    are computed once per frame); the projection and head still learn to separate success frames."""
+    from robotrl.learners.networks import ConvEncoder
+
+    path = tmp_path / "img.zarr"
+    synthetic_store(path, episodes=10, image=8).close()
+    assert main(["label", str(path), "--scripted", "--seed", "0"]) == 0
+    torch.manual_seed(0)
+    encoder = tmp_path / "encoder.pt"
+    torch.save(ConvEncoder((8, 8, 3)).conv.state_dict(), encoder)
+    out = tmp_path / "clf.pt"
+    assert main(["train", "classifier", "--store", str(path), "--out", str(out), "--encoder", str(encoder), "--steps",
+                 "150", "--rounds", "1", "--batch-size", "32", "--min-precision", "0.9", "--quiet"]) == 0
+    capsys.readouterr()
+    loaded = SuccessClassifier.load(out)
+    for name, weight in torch.load(encoder, weights_only=True).items():
+        torch.testing.assert_close(loaded.encoder.cnns["images/front"].conv.state_dict()[name], weight)
+    report = torch.load(out, weights_only=False)["info"]["report"]
+    assert report["val_precision"] >= 0.9 and report["val_recall"] > 0.5
