@@ -199,20 +199,29 @@ def learn(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict, lea
     cfg = RunConfig(env=ENV_ID, env_kwargs=env_kwargs, demos=str(demo_store), seed=seed, total_steps=args.budget,
                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, learner=learner,
                     classifier=str(clf) if clf else None)
-    start = time.time()
     train(cfg, work / "run", progress=not args.quiet)
     history = load_history(work / "run")
     keep = ("env_steps", "success", "success_ci", "updates", "utd", "wall_s")
     curve = [{k: h.get(k) for k in keep} for h in history if h.get("event") == "eval"]
     final = {which: evaluate_run(work / "run", args.final_episodes, REPORT_SEED, which)[0] for which in ("last", "best")}
-    return {"curve": curve, "final": final, "train_wall_s": time.time() - start, "classifier": clf_report,
-            "critic_updates_per_s": _critic_updates_per_s(curve)}
+    return {"curve": curve, "final": final, "classifier": clf_report}
 
 
-def _critic_updates_per_s(curve: list[dict]) -> float | None:
+def run_wall_s(curve: list[dict]) -> float:
+    """Training wall time to the last evaluation, summed over the sessions a resumed run ran in (older runs restarted
+    their wall_s at 0 on resume; a row below the one before starts a new session)."""
+    total, before = 0.0, 0.0
+    for row in curve:
+        wall = row.get("wall_s") or 0.0
+        total += wall - before if wall >= before else wall
+        before = wall
+    return total
+
+
+def critic_updates_per_s(curve: list[dict]) -> float | None:
     """Critic updates per second of training wall time, acting and evaluations included (a lower bound)."""
-    last = curve[-1] if curve else {}
-    return last["utd"] * last["env_steps"] / last["wall_s"] if last.get("utd") and last.get("wall_s") else None
+    last, wall = (curve[-1] if curve else {}), run_wall_s(curve)
+    return last["utd"] * last["env_steps"] / wall if last.get("utd") and wall else None
 
 
 def sb3_pixels(seed: int, args: argparse.Namespace) -> dict:
@@ -250,7 +259,7 @@ def sb3_pixels(seed: int, args: argparse.Namespace) -> dict:
     model.learn(total_timesteps=args.budget, callback=Eval())
     steps = model.num_timesteps
     final = evaluate(SB3Policy(), eval_env, args.final_episodes, REPORT_SEED)[0]
-    return {"curve": curve, "final": {"last": final}, "train_wall_s": time.time() - start, "env_steps_reached": steps,
+    return {"curve": curve, "final": {"last": final}, "env_steps_reached": steps,
             "capped": steps < args.budget}
 
 
@@ -270,7 +279,8 @@ def summarize(jobs: dict[str, dict[str, dict]], final_episodes: int) -> dict:
             row = {"first_hit": first_hit(r["curve"]), "stays_from": stays_from(r["curve"]),
                    "final": {k: {"success": v, "ci": [round(x, 3) for x in wilson_interval(v, final_episodes)]}
                              for k, v in r["final"].items()},
-                   "train_wall_min": round(r["train_wall_s"] / 60, 1), "critic_updates_per_s": r.get("critic_updates_per_s")}
+                   "train_wall_min": round(run_wall_s(r["curve"]) / 60, 1),
+                   "critic_updates_per_s": critic_updates_per_s(r["curve"])}
             if r.get("classifier"):
                 c = r["classifier"]
                 row["classifier"] = {k: c[k] for k in ("precision", "recall", "predicted_positives", "threshold")}

@@ -50,6 +50,7 @@ def test_resume_continues_the_same_run(tmp_path):
     assert evaluate_run(run, episodes=3) == before
     second = train(reach(500), run, progress=False)
     assert second[: len(first)] == first  # the curve goes on from where it stopped
+    assert second[-1]["wall_s"] > first[-1]["wall_s"]  # the run's training time across the resume
     assert second[-1]["env_steps"] == 500 and second[-1]["updates"] > first[-1]["updates"]
     seeds = [m.seed for m in EpisodeStore(run / "episodes.zarr").metas()]
     assert len(seeds) == len(set(seeds))  # the episode sequence continued, no seed replayed

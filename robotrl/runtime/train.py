@@ -301,8 +301,10 @@ class _Metrics:
     def __init__(self, run: Path, cfg: RunConfig, resumed_at: int, bar: tqdm):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.run, self.cfg, self.bar, self.start = run, cfg, bar, time.time()
+        self.run, self.cfg, self.bar = run, cfg, bar
         self.history = [r for r in _keep_rows(run / METRICS, resumed_at) if _is_eval(r)]
+        # wall_s is the run's training time across resumes: it goes on from the last row kept
+        self.start = time.time() - (self.history[-1].get("wall_s", 0.0) if self.history else 0.0)
         self.best = _best_key(run / BEST)
         self.tb = SummaryWriter(str(run / "tb"))
         self.rates: list[float] = []  # intervention rates of the episodes since the last evaluation
