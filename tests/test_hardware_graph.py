@@ -28,6 +28,7 @@ from robotrl.data.store import source_code  # noqa: E402
 from robotrl.reward_classifier import SuccessClassifier  # noqa: E402
 from robotrl.ros import convert  # noqa: E402
 from robotrl.ros.classifier_node import image_processor  # noqa: E402
+from test_ros import exit_codes  # noqa: E402
 from robotrl.ros.devices import COMMAND_QOS  # noqa: E402
 from robotrl.ros.graph import load_graph, node_command, params_yaml  # noqa: E402
 from robotrl.ros.operator import LABEL_TOPIC, READY_TOPIC  # noqa: E402
@@ -241,16 +242,10 @@ def test_the_hardware_graph_learns_in_the_twin_from_the_classifier_with_an_opera
         assert not truth, inputs
         assert not [t for t, _ in probe.get_topic_names_and_types() if t.startswith("/objects/")]  # none served at all
     finally:
-        codes = {}
         for proc in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-        for name, proc in procs.items():
-            try:
-                codes[name] = proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes[name] = "killed after 15 s"
+        codes = exit_codes(procs)
         executor.shutdown()
         probe.destroy_node()
         rclpy.shutdown()

@@ -87,6 +87,18 @@ def wait_for(cond, timeout=10.0):
         time.sleep(0.01)
 
 
+
+def exit_codes(procs: dict[str, subprocess.Popen], timeout: float = 15) -> dict[str, int | str]:
+    """Each process's exit code once it stops (after a signal), or "killed after N s" for one that does not."""
+    codes: dict[str, int | str] = {}
+    for name, proc in procs.items():
+        try:
+            codes[name] = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            codes[name] = f"killed after {timeout:g} s"
+    return codes
+
 def test_topic_reader_takes_every_waiting_message_in_one_poll_and_wakes_on_request(ros):
     executor, thread = ros
     pub_node = rclpy.create_node("reader_test_pub")
@@ -530,13 +542,7 @@ def test_node_processes_have_unique_node_names_and_stop_cleanly_on_sigint_and_si
     finally:
         for name, sig in (("actor", signal.SIGTERM), ("robot_arm", signal.SIGTERM), ("twin", signal.SIGINT)):
             procs[name].send_signal(sig)
-        codes = {}
-        for name, proc in procs.items():
-            try:
-                codes[name] = proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes[name] = "killed after 15 s"
+        codes = exit_codes(procs)
     logs = {n: (tmp_path / f"{n}.log").read_text() for n in procs}
     assert codes == {"twin": 0, "actor": 0, "robot_arm": 0}, logs
     assert not {n: u for n, log in logs.items() for u in UNCLEAN if u in log}, logs
