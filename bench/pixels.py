@@ -307,7 +307,7 @@ def goal_met(summary: dict, seeds: int, budget: int) -> bool | None:
 def plot(jobs: dict, path: Path, eval_episodes: int) -> None:
     colors = {"goal": "tab:blue", "goal_asymmetric": "tab:purple", "truth_reward": "tab:green", "state": "tab:gray",
               "sb3_pixels": "tab:red"}
-    plot_curves(jobs, path, colors, f"{ENV_ID}: front + wrist 96 px + proprioception; goal = classifier reward from labels", f"eval success ({eval_episodes} episodes, twin's truth)")
+    plot_curves(jobs, path, colors, "ArmPickCube, 2 cameras + proprioception; goal: a classifier's reward", f"eval success ({eval_episodes} episodes, twin's truth)")
 
 
 RUN_SETTINGS = ("budget", "demos", "utd", "eval_every", "eval_episodes", "final_episodes", "label_episodes",
