@@ -170,3 +170,53 @@ def plot_curves(jobs: dict[str, dict[str, dict]], path: Path, colors: dict[str, 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def record_demos(path: Path, n: int, seed: int, env_id: str, env_kwargs: dict, classifier: str | None = None) -> Path:
+    """``n`` scripted demos in the store at ``path`` (the ones it holds already count: a stopped job goes on), seeds
+    1000*(seed+1)+i, apart from evaluation seeds. With a reward ``classifier``, recorded through it: their rewards
+    and ends are its verdicts, as when an operator records demos on the robot."""
+    from robotrl.data import EpisodeRecorder, EpisodeStore
+    from robotrl.runtime.actor import make_actor_env, record_episode
+    from robotrl.tasks.experts import make_expert
+
+    store = EpisodeStore(path, mode="a")
+    if store.n_episodes < n:
+        env = make_actor_env(env_id, env_kwargs, "none", seed, classifier=classifier)
+        expert, rec = make_expert(env), EpisodeRecorder(store)
+        for i in range(store.n_episodes, n):
+            record_episode(env, expert, rec, 1000 * (seed + 1) + i, "demo", env_id)
+        env.close()
+    return path
+
+
+def learn_sb3(model: Any, eval_env: Any, args: argparse.Namespace, cap_s: float = float("inf")) -> dict:
+    """Train a Stable-Baselines3 model to ``args.budget`` env steps (or ``cap_s`` seconds of wall time) with
+    robotrl's evaluations: ``args.eval_episodes`` on the selection seeds every ``args.eval_every`` steps, then
+    ``args.final_episodes`` on the report seeds. Returns the curve, the final rate, the wall time and the steps."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from robotrl.policies import Stateless
+    from robotrl.runtime.evaluate import evaluate
+    from robotrl.runtime.train import REPORT_SEED, SELECT_SEED
+
+    curve: list[dict] = []
+    start = time.time()
+
+    class SB3Policy(Stateless):
+        """The SB3 model behind the Policy protocol (acting deterministically), for robotrl's evaluate()."""
+
+        def act(self, obs, deterministic: bool = True):
+            return model.predict(obs, deterministic=True)[0]
+
+    class Eval(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % args.eval_every == 0:
+                success, _ = evaluate(SB3Policy(), eval_env, args.eval_episodes, SELECT_SEED)
+                curve.append({"env_steps": self.num_timesteps, "success": success, "wall_s": time.time() - start})
+            return time.time() - start < cap_s
+
+    model.learn(total_timesteps=args.budget, callback=Eval())
+    final = evaluate(SB3Policy(), eval_env, args.final_episodes, REPORT_SEED)[0]
+    return {"curve": curve, "final": {"last": final}, "train_wall_s": time.time() - start,
+            "env_steps_reached": model.num_timesteps}

@@ -35,14 +35,13 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
-from common import (ROOT, add_output_args, cpu, finished_jobs, first_hit, out_dir, plot_curves, run_jobs, stays_from,
-                    write_result)
+from common import (ROOT, add_output_args, cpu, finished_jobs, first_hit, learn_sb3, out_dir, plot_curves,
+                    record_demos, run_jobs, stays_from, write_result)
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 CAMERAS = ["front", "wrist"]
@@ -129,23 +128,6 @@ def classifier(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict
     return path, json.loads(report_path.read_text())
 
 
-def demos(path: Path, n: int, seed: int, env_kwargs: dict, clf: Path | None) -> Path:
-    """``n`` scripted demos (seeds 1000*(seed+1)+i), through the classifier when there is one: their rewards and
-    ends are its verdicts, as when an operator records demos on the robot."""
-    from robotrl.data import EpisodeRecorder, EpisodeStore
-    from robotrl.runtime.actor import make_actor_env, record_episode
-    from robotrl.tasks.experts import make_expert
-
-    store = EpisodeStore(path, mode="a")
-    if store.n_episodes < n:
-        env = make_actor_env(ENV_ID, env_kwargs, "none", seed, classifier=str(clf) if clf else None)
-        expert, rec = make_expert(env), EpisodeRecorder(store)
-        for i in range(store.n_episodes, n):
-            record_episode(env, expert, rec, 1000 * (seed + 1) + i, "demo", ENV_ID)
-        env.close()
-    return path
-
-
 def pixel_learner(args: argparse.Namespace) -> dict[str, Any]:
     """The goal's learner overrides: sac_pick's UTD and discrete gripper, the frozen pretrained encoder whose conv
     features the replay computes once per frame."""
@@ -195,7 +177,7 @@ def learn(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict, lea
     work.mkdir(parents=True, exist_ok=True)
     clf, clf_report = (classifier(work, seed, args, env_kwargs, learner["pretrained_encoder"]) if with_classifier
                        else (None, None))
-    demo_store = demos(work / "demos.zarr", args.demos, seed, env_kwargs, clf)
+    demo_store = record_demos(work / "demos.zarr", args.demos, seed, ENV_ID, env_kwargs, str(clf) if clf else None)
     cfg = RunConfig(env=ENV_ID, env_kwargs=env_kwargs, demos=str(demo_store), seed=seed, total_steps=args.budget,
                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, learner=learner,
                     classifier=str(clf) if clf else None)
@@ -230,37 +212,14 @@ def sb3_pixels(seed: int, args: argparse.Namespace) -> dict:
     import gymnasium as gym
     import torch
     from stable_baselines3 import SAC
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    from robotrl.policies import Stateless
-    from robotrl.runtime.evaluate import evaluate
-    from robotrl.runtime.train import REPORT_SEED, SELECT_SEED
 
     torch.set_num_threads(1)
     kwargs = {**pixel_task(), "reward": "sparse"}
     env, eval_env = gym.make(ENV_ID, **kwargs), gym.make(ENV_ID, **kwargs)
     # SB3 stores obs and next_obs: 2 x 2 cameras x 96x96x3 bytes per transition; the budget fits in ~3.4 GB.
     model = SAC("MultiInputPolicy", env, seed=seed, verbose=0, device="cpu", buffer_size=args.budget)
-    curve: list[dict] = []
-    start = time.time()
-    cap = args.sb3_minutes * 60
-
-    class SB3Policy(Stateless):
-        def act(self, obs, deterministic: bool = True):
-            return model.predict(obs, deterministic=True)[0]
-
-    class Eval(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.num_timesteps % args.eval_every == 0:
-                success, _ = evaluate(SB3Policy(), eval_env, args.eval_episodes, SELECT_SEED)
-                curve.append({"env_steps": self.num_timesteps, "success": success, "wall_s": time.time() - start})
-            return time.time() - start < cap
-
-    model.learn(total_timesteps=args.budget, callback=Eval())
-    steps = model.num_timesteps
-    final = evaluate(SB3Policy(), eval_env, args.final_episodes, REPORT_SEED)[0]
-    return {"curve": curve, "final": {"last": final}, "env_steps_reached": steps,
-            "capped": steps < args.budget}
+    result = learn_sb3(model, eval_env, args, cap_s=args.sb3_minutes * 60)
+    return {**result, "capped": result["env_steps_reached"] < args.budget}
 
 
 def job(spec: tuple[str, int, argparse.Namespace]) -> tuple[str, int, dict]:

@@ -25,8 +25,8 @@ from typing import Any
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
-from common import (add_output_args, cpu, finished_jobs, first_hit, out_dir, plot_curves, run_jobs, stays_from,
-                    write_result)
+from common import (add_output_args, cpu, finished_jobs, first_hit, learn_sb3, out_dir, plot_curves, record_demos,
+                    run_jobs, stays_from, write_result)
 
 ENV_ID = "robotrl/ArmPickCube-v0"
 ENV_KWARGS = {"reward": "sparse"}
@@ -47,7 +47,7 @@ def ours(seed: int, args: argparse.Namespace, **run: Any) -> dict:
     torch.set_num_threads(1)
     sac = {"utd": args.utd, "num_threads": 1, "discrete_gripper": True, **run.pop("learner", {})}
     with tempfile.TemporaryDirectory() as tmp:
-        demos = record_demos(Path(tmp) / "demos.zarr", args.demos, seed)
+        demos = record_demos(Path(tmp) / "demos.zarr", args.demos, seed, ENV_ID, ENV_KWARGS)
         cfg = RunConfig(env=ENV_ID, env_kwargs=ENV_KWARGS, demos=str(demos), seed=seed, total_steps=args.budget,
                         eval_every=args.eval_every, eval_episodes=args.eval_episodes, **run, learner=sac)
         start = time.time()
@@ -59,31 +59,10 @@ def ours(seed: int, args: argparse.Namespace, **run: Any) -> dict:
         return {"curve": curve, "final": final, "train_wall_s": time.time() - start}
 
 
-def record_demos(path: Path, n: int, seed: int) -> Path:
-    import gymnasium as gym
-
-    from robotrl.data import EpisodeRecorder, EpisodeStore
-    from robotrl.runtime.actor import record_episode
-    from robotrl.tasks.experts import make_expert
-
-    env = gym.make(ENV_ID, **ENV_KWARGS)
-    expert, rec = make_expert(env), EpisodeRecorder(EpisodeStore(path, mode="a"))
-    for i in range(n):
-        record_episode(env, expert, rec, 1000 * (seed + 1) + i, "demo", ENV_ID)  # demo seeds differ from eval seeds
-    return path
-
-
 def sb3(seed: int, args: argparse.Namespace, with_demos: bool) -> dict:
-    import time
-
     import gymnasium as gym
     import torch
     from stable_baselines3 import SAC
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    from robotrl.policies import Stateless
-    from robotrl.runtime.evaluate import evaluate
-    from robotrl.runtime.train import REPORT_SEED
 
     torch.set_num_threads(1)
     env, eval_env = gym.make(ENV_ID, **ENV_KWARGS), gym.make(ENV_ID, **ENV_KWARGS)
@@ -93,33 +72,12 @@ def sb3(seed: int, args: argparse.Namespace, with_demos: bool) -> dict:
             from robotrl.data import EpisodeStore
             from robotrl.data.store import transitions
 
-            for _, rows in EpisodeStore(record_demos(Path(tmp) / "d.zarr", args.demos, seed)).episodes():
+            for _, rows in EpisodeStore(record_demos(Path(tmp) / "d.zarr", args.demos, seed, ENV_ID, ENV_KWARGS)).episodes():
                 ep = transitions(rows)
                 for t in range(len(ep["action"])):
                     model.replay_buffer.add({k: v[t][None] for k, v in ep["obs"].items()}, {k: v[t + 1][None] for k, v in ep["obs"].items()},
                                             ep["action"][t][None], ep["reward"][t : t + 1], ep["terminated"][t : t + 1], [{}])
-    curve: list[dict] = []
-    start = time.time()
-
-    class SB3Policy(Stateless):
-        """The SB3 model behind the Policy protocol (acting deterministically), for robotrl's evaluate()."""
-
-        def act(self, obs, deterministic: bool = True):
-            return model.predict(obs, deterministic=True)[0]
-
-    class Eval(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.num_timesteps % args.eval_every:
-                return True
-            policy = SB3Policy()
-            success, _ = evaluate(policy, eval_env, args.eval_episodes)
-            curve.append({"env_steps": self.num_timesteps, "success": success, "wall_s": time.time() - start})
-            return True
-
-    model.learn(total_timesteps=args.budget, callback=Eval())
-    policy = SB3Policy()
-    final = evaluate(policy, eval_env, args.final_episodes, REPORT_SEED)[0]
-    return {"curve": curve, "final": {"last": final}, "train_wall_s": time.time() - start}
+    return learn_sb3(model, eval_env, args)
 
 
 def job(spec: tuple[str, int, argparse.Namespace]) -> tuple[str, int, dict]:

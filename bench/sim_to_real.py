@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
@@ -49,16 +50,23 @@ def policies(args: argparse.Namespace, learner: dict) -> dict[str, Path]:
     return runs
 
 
-def evaluation(run: Path, setting: str, episodes: int) -> dict:
-    """The run's last policy over ``episodes`` fresh episodes on the nominal twin or a held-out set."""
-    from robotrl.runtime.actor import make_env
-    from robotrl.runtime.evaluate import evaluate_with_costs, wilson_interval
-    from robotrl.runtime.train import REPORT_SEED, load_algorithm
+def settings_of(run: Path) -> tuple[Any, Any, dict[str, dict]]:
+    """A run's last policy, its config and the env of every setting it is evaluated on: the nominal twin and each
+    held-out set (checked against how the run trained)."""
+    from robotrl.runtime.train import load_algorithm
     from robotrl.tasks.heldout import heldout_envs
 
     algorithm, cfg = load_algorithm(run, "last")
-    env_kwargs = {**pixel_task(), "reward": "sparse"} if setting == "nominal" else heldout_envs(cfg.env, cfg.env_kwargs, setting)[setting]
-    success, _, costs = evaluate_with_costs(algorithm.policy, make_env(cfg.env, env_kwargs), episodes, REPORT_SEED)
+    return algorithm.policy, cfg, {"nominal": {**pixel_task(), "reward": "sparse"}, **heldout_envs(cfg.env, cfg.env_kwargs, "all")}
+
+
+def evaluation(policy: Any, env_id: str, env_kwargs: dict, episodes: int) -> dict:
+    """``policy`` over ``episodes`` fresh episodes (the report seeds) of the env ``env_kwargs`` makes."""
+    from robotrl.runtime.actor import make_env
+    from robotrl.runtime.evaluate import evaluate_with_costs, wilson_interval
+    from robotrl.runtime.train import REPORT_SEED
+
+    success, _, costs = evaluate_with_costs(policy, make_env(env_id, env_kwargs), episodes, REPORT_SEED)
     return {"success": success, "ci": [round(x, 3) for x in wilson_interval(success, episodes)],
             "cost_per_episode": {k: round(v, 3) for k, v in costs.items()}}
 
@@ -127,10 +135,11 @@ def main() -> None:
     results = json.loads(path.read_text())["results"] if path.exists() else {}
     runs = policies(args, learner)
     for policy, run in runs.items():
+        acting, cfg, envs = settings_of(run)
         for setting in settings:
             if setting in results.get(policy, {}):
                 continue
-            results.setdefault(policy, {})[setting] = evaluation(run, setting, args.episodes)
+            results.setdefault(policy, {})[setting] = evaluation(acting, cfg.env, envs[setting], args.episodes)
             print(f"{policy} on {setting}: {results[policy][setting]}", flush=True)
             summary = summarize(results)
             plot(summary, folder / f"{args.name}.png", settings)
