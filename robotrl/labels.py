@@ -88,10 +88,10 @@ class ScriptedOperator:
         rng = np.random.default_rng([self.seed, episode])
         delay = int(rng.integers(self.delay[0], self.delay[1] + 1))
         missed = rng.random(len(seen)) < self.miss_rate
-        onsets = np.flatnonzero(seen & ~np.concatenate([[False], seen[:-1]]))
-        since = np.arange(len(seen)) - onsets[np.searchsorted(onsets, np.arange(len(seen)), side="right") - 1] \
-            if len(onsets) else np.zeros(len(seen), int)
-        marks = seen & (since >= delay) & ~missed
+        rows = np.arange(len(seen))
+        onset = seen & ~np.concatenate([[False], seen[:-1]])
+        run_start = np.maximum.accumulate(np.where(onset, rows, 0))  # where the run a seen row belongs to began
+        marks = seen & (rows - run_start >= delay) & ~missed
         return marks, delay if marks.any() else -1
 
     def label(self, store: EpisodeStore) -> LabelReport:
@@ -114,7 +114,7 @@ class ScriptedOperator:
                 if not success:  # its outcome alone would call the success it showed a failure: not labelled
                     report.unlabelled += 1
                     continue
-                marks, delay = marks & False, -1  # over the frame budget: the outcome only
+                marks, delay = np.zeros_like(marks), -1  # over the frame budget: the outcome only
             store.add_label(i, success=success, steps=marks if marks.any() else None, source=self.source)
             n = int(marks.sum())
             frames_left -= n

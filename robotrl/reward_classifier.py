@@ -191,7 +191,7 @@ def scores(model: SuccessClassifier, obs: dict[str, np.ndarray], idx: np.ndarray
         # for precision then has no threshold between them
         out = [torch.sigmoid(model({k: torch.as_tensor(v[idx[s : s + batch]]) for k, v in obs.items()}).double())
                for s in range(0, len(idx), batch)]
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def hard_negatives(model: SuccessClassifier, obs: dict[str, np.ndarray], labels: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -122,8 +122,9 @@ def heldout_envs(env_id: str, run_env_kwargs: dict[str, Any], names: str) -> dic
         raise ValueError(f"--heldout: the run trained outside {heldout_path(env_id)}'s training ranges "
                          f"({'; '.join(problems)}), so its sets are not held out for it")
     envs = {name: {**run_env_kwargs, **sets[name]} for name in wanted}
+    spaces = task_spaces(env_id, run_env_kwargs)
     for name, kwargs in envs.items():
-        if task_spaces(env_id, kwargs) != task_spaces(env_id, run_env_kwargs):
+        if task_spaces(env_id, kwargs) != spaces:
             raise ValueError(f"--heldout {name}: the run's observations differ from {heldout_path(env_id)}'s training "
                              "config's; train on that config (or one with its observation)")
     return envs
