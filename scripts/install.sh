@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # EGL/OSMesa for headless MuJoCo rendering, libusb for pyrealsense2, g++ and Python's headers for torch.compile
-# (the SAC learner's compile: true builds its kernels in C++).
-APT_PACKAGES="libegl1 libgl1 libegl-mesa0 libgles2 libosmesa6 libusb-1.0-0 g++"
+# (the SAC learner's compile: true builds its kernels in C++), chromium for the operator page's browser tests
+# (playwright drives Debian's build; nothing is downloaded).
+APT_PACKAGES="libegl1 libgl1 libegl-mesa0 libgles2 libosmesa6 libusb-1.0-0 g++ chromium"
 python3 -c "import venv, ensurepip" 2>/dev/null || APT_PACKAGES="$APT_PACKAGES python3-venv"
 python3 -c "import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))" 2>/dev/null \
     || APT_PACKAGES="$APT_PACKAGES python3-dev"
@@ -34,7 +35,7 @@ fi
 .venv/bin/python -m pip install -q -c "$LOCK" pip
 # setuptools announces every editable install ("Editable installation ... be careful with folders"): not a problem.
 PYTHONWARNINGS="ignore:Editable installation" \
-    .venv/bin/python -m pip install -q -c "$LOCK" -e ".[dev,learn,hardware,ros,bench]"
+    .venv/bin/python -m pip install -q -c "$LOCK" -e ".[dev,learn,hardware,ros,bench,ui]"
 # robotrl's ROS messages (ros_ws/src/robotrl_interfaces), generated and compiled with the rosidl wheels just installed.
 bash scripts/build_interfaces.sh
 echo "robotrl installed in .venv (activate with: source .venv/bin/activate)"

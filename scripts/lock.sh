@@ -9,7 +9,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install -q --upgrade pip
-"$tmp/venv/bin/python" -m pip install -q "$TORCH" -e ".[dev,learn,hardware,ros,bench]"
+"$tmp/venv/bin/python" -m pip install -q "$TORCH" -e ".[dev,learn,hardware,ros,bench,ui]"
 {
     sed -n '1,3p' requirements.lock
     "$tmp/venv/bin/python" -m pip freeze --all --exclude-editable | grep -v '^#' | sort -f
