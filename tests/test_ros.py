@@ -391,7 +391,8 @@ def test_a_human_on_the_teleop_topics_takes_over_and_the_steps_are_flagged(ros, 
     for n in (actor, human):
         executor.add_node(n)
     thread.start()
-    env = InterventionWrapper(RosEnv(actor, PICK), RosTeleop(actor, 4))
+    ros_env = RosEnv(actor, PICK)
+    env = InterventionWrapper(ros_env, RosTeleop(actor, ros_env.task))
     active = human.create_publisher(Bool, "/teleop/active", COMMAND_QOS)
     twist = human.create_publisher(Twist, "/teleop/twist", COMMAND_QOS)
     obs, _ = env.reset()

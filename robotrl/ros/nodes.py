@@ -234,7 +234,7 @@ def actor_main(name: str) -> None:
         from robotrl.interventions import InterventionWrapper
         from robotrl.ros.teleop import RosTeleop
 
-        env = InterventionWrapper(env, RosTeleop(node, env.action_space.shape[0]))
+        env = InterventionWrapper(env, RosTeleop(node, env.task))
     transport, run = None, Path(p.run) if p.run else None
     if p.policy == "scripted":
         policy = make_expert(env)

@@ -1,12 +1,15 @@
 """Teleop over ROS: the human's input as topics any device or UI can publish (SpaceMouse driver, joystick,
 the web intervention UI), behind the TeleopSource interface that InterventionWrapper merges.
 
-    /teleop/active   std_msgs/Bool     the deadman: the human is in control while True messages keep coming
-    /teleop/twist    geometry_msgs/Twist  linear x, y, z = end-effector motion in action units [-1, 1]
-    /teleop/gripper  std_msgs/Float64  -1 closed .. 1 open (the task's gripper action)
+    /teleop/active   std_msgs/Bool        the deadman: the human is in control while True messages keep coming
+    /teleop/twist    geometry_msgs/Twist  linear x, y, z and angular z, each in [-1, 1] (REP-103: z up)
+    /teleop/gripper  std_msgs/Float64     -1 closed .. 1 open
 
-A human whose ``active`` messages stop for ``deadman_s`` is no longer in control (a crashed UI never keeps
-steering); a twist older than that counts as zero motion.
+The task's TeleopMapping (robotrl.tasks.teleop) turns them into its action: end-effector motion and the gripper
+on an arm, velocity and yaw-rate setpoints on a quadrotor. A human whose ``active`` messages stop for
+``deadman_s`` is no longer in control (a crashed UI never keeps steering); a twist older than that counts as zero
+motion. Until a gripper message comes the mapping keeps its own (open at an episode's start); a quadrotor ignores it.
+Non-finite messages never reach the mapping: a twist counts as zero motion, a gripper value is dropped.
 """
 
 from __future__ import annotations
@@ -20,16 +23,20 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, Float64
 
 from robotrl.ros.devices import COMMAND_QOS
+from robotrl.tasks.base import Task
+from robotrl.tasks.teleop import TeleopMapping
 
 
 class RosTeleop:
     source = "teleop"  # a human at an input device (robotrl.interventions.TeleopSource)
 
-    def __init__(self, node: Node, action_dim: int, prefix: str = "/teleop", deadman_s: float = 0.5):
-        self.action_dim, self.deadman_s = action_dim, deadman_s
+    def __init__(self, node: Node, mapping: TeleopMapping | Task, prefix: str = "/teleop", deadman_s: float = 0.5):
+        self.mapping = mapping if isinstance(mapping, TeleopMapping) else TeleopMapping(mapping)
+        self.deadman_s, self._log = deadman_s, node.get_logger()
         self._lock = threading.Lock()
         self._active_at = self._twist_at = -np.inf
-        self._twist, self._gripper = np.zeros(3), 1.0
+        self._twist = np.zeros(4)  # linear x, y, z, angular z
+        self._gripper: float | None = None  # a new gripper command, until the next poll hands it to the mapping
         node.create_subscription(Bool, f"{prefix}/active", self._on_active, COMMAND_QOS)
         node.create_subscription(Twist, f"{prefix}/twist", self._on_twist, COMMAND_QOS)
         node.create_subscription(Float64, f"{prefix}/gripper", self._on_gripper, COMMAND_QOS)
@@ -39,24 +46,30 @@ class RosTeleop:
             self._active_at = time.monotonic() if msg.data else -np.inf
 
     def _on_twist(self, msg: Twist) -> None:
+        twist = np.array([msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.z])
+        if not np.isfinite(twist).all():
+            self._log.warning(f"teleop twist {twist} is not finite: zero motion", throttle_duration_sec=1.0)
+            twist = np.zeros(4)
         with self._lock:
-            self._twist, self._twist_at = np.array([msg.linear.x, msg.linear.y, msg.linear.z]), time.monotonic()
+            self._twist, self._twist_at = twist, time.monotonic()
 
     def _on_gripper(self, msg: Float64) -> None:
+        if not np.isfinite(msg.data):
+            self._log.warning(f"teleop gripper {msg.data} is not finite: dropped", throttle_duration_sec=1.0)
+            return
         with self._lock:
             self._gripper = float(msg.data)
 
     def reset(self) -> None:
-        """Episodes do not change who is in control."""
+        """Episodes do not change who is in control; the mapping starts its episode (hover, gripper open)."""
+        with self._lock:
+            self.mapping.reset()
 
     def poll(self, obs) -> np.ndarray | None:
         now = time.monotonic()
         with self._lock:
             if now - self._active_at > self.deadman_s:
                 return None
-            motion = self._twist if now - self._twist_at <= self.deadman_s else np.zeros(3)
-            action = np.zeros(self.action_dim, np.float32)
-            action[:3] = np.clip(np.nan_to_num(motion), -1, 1)
-            if self.action_dim > 3:
-                action[3] = np.clip(np.nan_to_num(self._gripper, nan=1.0), -1, 1)
-            return action
+            twist = self._twist if now - self._twist_at <= self.deadman_s else np.zeros(4)
+            gripper, self._gripper = self._gripper, None
+            return self.mapping(obs, twist[:3], float(twist[3]), gripper)

@@ -142,7 +142,12 @@ class QuadGoalExpert(Stateless):
         speed = np.linalg.norm(v_des)
         if speed > self.max_speed:
             v_des *= self.max_speed / speed
-        v_err = v_des - obs["state/vel"]
+        return self.velocity_action(obs, v_des)
+
+    def velocity_action(self, obs: Obs, v_des: np.ndarray, yaw_rate: float = 0.0) -> np.ndarray:
+        """The CTBR action that flies at ``v_des`` (m/s, world frame, z up) while yawing at ``yaw_rate`` (rad/s,
+        body z): the inner loops of ``act``, shared with a human's velocity setpoints (robotrl.tasks.teleop)."""
+        v_err = np.asarray(v_des, float) - obs["state/vel"]
         self.thrust_bias = float(np.clip(self.thrust_bias + self.ki_thrust * self.dt * np.clip(v_err[2], -self.thrust_err_band,
                                          self.thrust_err_band), -self.max_thrust_bias, self.max_thrust_bias))
         acc = self.kd * v_err + np.array([0.0, 0.0, GRAVITY + self.thrust_bias])
@@ -156,6 +161,7 @@ class QuadGoalExpert(Stateless):
         tilt_axis = np.cross([0.0, 0.0, 1.0], direction)  # rotate body z onto the desired thrust direction
         angle = np.arctan2(np.linalg.norm(tilt_axis), direction[2])
         rates = self.kp_att * angle * tilt_axis / max(np.linalg.norm(tilt_axis), 1e-9)
+        rates[2] += yaw_rate  # the tilt correction has no z part: yaw is the setpoint's alone
         if self.last_rates is not None and "state/body_rates" in obs:
             missed = self.last_rates - obs["state/body_rates"]  # wanted minus got: zero once the offset is learned
             self.rate_bias = np.clip(self.rate_bias + self.ki_rate * self.dt * missed, -self.max_rate_bias, self.max_rate_bias)
