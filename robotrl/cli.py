@@ -598,6 +598,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_bench_learner)
 
     p = sub.add_parser(
+        "ui", help="the operator's web page on the twin: watch, take over, label, reset, E-STOP",
+        description="Serve the operator's page (http://127.0.0.1:8765 by default) driving the in-process actor on the "
+        "MuJoCo twin, no ROS needed: live cameras, the policy's and the human's actions, the reward classifier, "
+        "take-over by keyboard or gamepad (hold to intervene, release to hand back), success/failure labels, scene "
+        "ready, pause/resume learning, E-STOP. Control needs the token printed at start (in the URL's #fragment); "
+        "other pages watch. Every episode is recorded, intervened steps with their device. Not a replacement for a "
+        "hardware emergency stop.",
+    )
+    p.add_argument("--env", required=True, help="robotrl task id, e.g. robotrl/ArmPickCube-v0")
+    p.add_argument("--policy", default="scripted", help="scripted, random, or a run folder from `robotrl train` "
+                   "(default: scripted)")
+    p.add_argument("--checkpoint", **CHECKPOINT_ARG)
+    p.add_argument("--learn", action="store_true", help="with --policy RUN: its learner process goes on learning "
+                   "from the episodes recorded here (RUN/episodes.zarr), and the actor loads its new weights")
+    p.add_argument("--store", default="runs/ui/episodes.zarr", help="episode store without --learn "
+                   "(default: runs/ui/episodes.zarr)")
+    p.add_argument("--config", help="task config: a YAML file or a configs/tasks/ name, e.g. arm_pick_cube_pixels")
+    p.add_argument("--cameras", help="comma-separated cameras, e.g. front,wrist")
+    p.add_argument("--wait-ready", action="store_true", help="after each episode wait for the operator's Scene ready")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; remote use: an SSH "
+                   "tunnel, see the README)")
+    p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free port)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_ui)
+
+    p = sub.add_parser(
         "launch", help="start a ROS 2 node graph (no ROS install needed)",
         description="Start the nodes of a graph (configs/graphs/<name>.yaml or a .yaml path), each as its own process "
         "talking ROS 2 over DDS: the same graph `ros2 launch robotrl_bringup sim.launch.py graph:=<name>` starts. "
@@ -607,6 +633,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="stop the graph after this many seconds")
     p.set_defaults(fn=cmd_launch)
     return parser
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import time
+
+    from robotrl.runtime.actor import make_env
+    from robotrl.ui.server import UiServer
+    from robotrl.ui.session import TwinSession
+
+    run = Path(args.policy) if args.policy not in ("scripted", "random") else None
+    if args.learn and run is None:
+        raise ValueError("--learn needs --policy RUN: a run folder from `robotrl train`, whose learner goes on learning")
+    env_kwargs = task_kwargs(args.env, args.config, args.cameras)
+    store = run / "episodes.zarr" if args.learn else Path(args.store)
+    transport, learner, learning = None, None, None
+    if args.learn:
+        from robotrl.runtime.train import PAUSE, _start_learner, _stop_learner
+        from robotrl.runtime.transport import FileWeights
+
+        transport, learner = FileWeights(run / "weights"), _start_learner(run)
+
+        def learning(on: bool) -> None:  # the learner process pauses while RUN/PAUSE exists
+            (run / PAUSE).unlink(missing_ok=True) if on else (run / PAUSE).touch()
+
+    session = TwinSession(lambda: make_env(args.env, env_kwargs),
+                          lambda env: make_policy(env, args.policy, args.env, args.checkpoint),
+                          store, args.env, seed=args.seed, wait_ready=args.wait_ready, transport=transport,
+                          learning=learning).start()
+    server = UiServer(session.console, session.frames, args.host, args.port, run_dir=run, store=store).start()
+    print(f"robotrl ui: {args.env} with policy {args.policy}, episodes into {store}")
+    print(f"open {server.url}  (the token after # gives control; without it a page only watches)", flush=True)
+    if args.host != "127.0.0.1":
+        print(f"warning: serving on {args.host}: anyone who can reach it can watch; prefer an SSH tunnel (README)")
+    try:
+        while session.error is None:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        session.close()
+        if learner is not None:
+            _stop_learner(run, learner)
+    if session.error is not None:
+        raise session.error
+    return 0
 
 
 def cmd_launch(args) -> int:

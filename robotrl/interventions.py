@@ -20,6 +20,9 @@ Obs = dict[str, np.ndarray]
 
 
 class TeleopSource(Protocol):
+    """A source may also name, after a poll that returned an action, the ``device`` that gave it (recorded as who
+    acted, e.g. "keyboard") and the command's ``age_ms`` (recorded per step); both None or absent: not known."""
+
     source: str  # its kind, as the store records it: "teleop" (a human at a device), "scripted", "shield"
 
     def reset(self) -> None: ...
@@ -115,6 +118,10 @@ class InterventionWrapper(gym.Wrapper):
         self._obs = obs
         self._steps += 1
         self._intervened += human is not None
-        info = {**info, "intervention": human is not None, "intervention_source": None if human is None else self.kind,
+        device = getattr(self.source, "device", None)
+        info = {**info, "intervention": human is not None,
+                "intervention_source": None if human is None else device or self.kind,
                 "action": executed, "intervention_rate": self._intervened / self._steps}
+        if human is not None and getattr(self.source, "age_ms", None) is not None:
+            info["teleop_age_ms"] = self.source.age_ms
         return obs, reward, terminated, truncated, info

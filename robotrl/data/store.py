@@ -11,6 +11,8 @@
     truth/success, truth/reward   the env's own judgement (Task.judge; ground truth in the twin). For evaluation
                           and benchmarks only: never a deployable reward or a policy input
     classifier/probability, classifier/success   a reward classifier's verdict, when one judged (ClassifierReward)
+    teleop/age_ms         float32 per step: how old the human's command was when the step executed it (NaN on the
+                          steps nobody took over), when a device of the operator's page reported it
     labels/...            judgements added after recording (an operator's), appended: see ``add_label``
     meta/episode_ends     end row (exclusive) of every complete episode: the commit record
     meta/<field>          one row per episode: source, success (the env's own, as truth/success), return, task,
@@ -61,11 +63,12 @@ Source = Literal["demo", "intervention", "online", "eval"]
 STEP_KEYS = ("action", "reward", "is_terminal", "is_last", "intervention", "intervention_source")
 V1_STEP_KEYS = ("action", "reward", "is_terminal", "is_last", "intervention", "success")
 RESERVED = frozenset(STEP_KEYS) | {"success"}
-GROUPS = ("cost", "truth", "classifier")  # per-row columns recorded with the episode, grouped by provenance
+GROUPS = ("cost", "truth", "classifier", "teleop")  # per-row columns recorded with the episode, grouped by provenance
 # Who acted at a step; the stored code is the index. "policy": the policy (or scripted expert) acting; "teleop": a
 # human at an input device (SpaceMouse, the web UI's /teleop topics); "scripted": a scripted human
-# (ScriptedIntervener); "shield": a safety shield's backup action; "random": the actor's random warm-up.
-INTERVENTION_SOURCES = ("policy", "teleop", "scripted", "shield", "random")
+# (ScriptedIntervener); "shield": a safety shield's backup action; "random": the actor's random warm-up; "keyboard",
+# "gamepad", "spacemouse": a human at that device of the operator's page (robotrl.ui), which names its device.
+INTERVENTION_SOURCES = ("policy", "teleop", "scripted", "shield", "random", "keyboard", "gamepad", "spacemouse")
 UNKNOWN_SOURCE = 255  # an intervention whose source was not recorded (layout 1 stores, sources that say nothing)
 LABEL_RESERVED = ("truth", "classifier")  # recorded provenances; a label's source is any other name
 CHUNK_BYTES = 2 << 20  # ~2 MB chunks along time, as diffusion_policy recommends
@@ -541,15 +544,18 @@ class EpisodeRecorder:
         self._steps: dict[str, list] = {k: [] for k in (*STEP_KEYS, "truth/success", "truth/reward")}
         self._costs: dict[str, list[float]] = {}
         self._classifier: dict[str, list] | None = None
+        self._age: list[float] | None = None
 
     def step(self, action: np.ndarray, reward: float, next_obs: dict[str, np.ndarray], terminated: bool,
              intervention: bool = False, success: bool = False, *, source: str | None = None,
              costs: Mapping[str, float] | None = None, truth_reward: float | None = None,
-             classifier_probability: float | None = None, classifier_success: bool | None = None) -> None:
+             classifier_probability: float | None = None, classifier_success: bool | None = None,
+             teleop_age_ms: float | None = None) -> None:
         """One step. ``success``: the env's own verdict (truth); ``truth_reward``: the env's own reward (default
         ``reward``, the one learned from); ``source``: who acted (INTERVENTION_SOURCES; default "policy", or
         "unknown" for an intervention); ``costs``: per safety limit; ``classifier_*``: a reward classifier's
-        verdict. See ``step_fields`` for these from a step's info."""
+        verdict; ``teleop_age_ms``: the age of the human's command this step executed. See ``step_fields`` for these
+        from a step's info."""
         if self._rows is None:
             raise RuntimeError("EpisodeRecorder.step before start")
         n = len(self._steps["action"])
@@ -574,6 +580,15 @@ class EpisodeRecorder:
             judged = classifier_probability is not None
             self._classifier["probability"].append(float(classifier_probability) if judged else np.nan)
             self._classifier["success"].append(bool(classifier_success) if judged else False)
+        if teleop_age_ms is not None and self._age is None:
+            self._age = [np.nan] * n
+        if self._age is not None:
+            self._age.append(np.nan if teleop_age_ms is None else float(teleop_age_ms))
+
+    @property
+    def steps(self) -> int:
+        """Steps recorded in the episode in progress (0 when none is)."""
+        return 0 if self._rows is None else len(self._steps["action"])
 
     def finish(self, meta: EpisodeMeta) -> int:
         if self._rows is None or not self._steps["action"]:
@@ -597,6 +612,8 @@ class EpisodeRecorder:
         if self._classifier is not None:
             cols["classifier/probability"] = np.asarray([np.nan, *self._classifier["probability"]], np.float32)
             cols["classifier/success"] = np.asarray([False, *self._classifier["success"]], bool)
+        if self._age is not None:
+            cols["teleop/age_ms"] = np.asarray([*self._age, np.nan], np.float32)
         rows = {k: np.stack(v) if isinstance(v, list) else v for k, v in cols.items()}
         self._rows = None
         self.last_rows = rows  # a learner in the same process ingests these without re-reading the store
@@ -618,6 +635,8 @@ def step_fields(info: Mapping[str, Any], acted_by: str = "policy") -> dict[str, 
                       classifier_probability=float(info["success_probability"]), classifier_success=bool(info["success"]))
     else:
         fields["success"] = bool(info.get("success"))  # envs that report none: never
+    if intervened and info.get("teleop_age_ms") is not None:
+        fields["teleop_age_ms"] = float(info["teleop_age_ms"])
     return fields
 
 

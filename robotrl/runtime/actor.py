@@ -74,7 +74,10 @@ class Actor:
         self.recording = False  # an episode is in progress (reset done, not yet stored)
         self.last_stored = store.n_episodes - 1  # the store index of the newest episode (-1: none yet)
         self.env.action_space.seed(seed)
-        self._obs = self._begin()
+        self._obs: Any = None  # the current observation; None: the next step() starts an episode
+        self.last_info: dict[str, Any] = {}  # the last step's info (the operator's page shows it)
+        self.last_policy_action: np.ndarray | None = None  # what the policy proposed at the last step
+        self.episode_step = 0  # steps of the episode in progress
 
     def _begin(self):
         self.recording = False
@@ -82,13 +85,21 @@ class Actor:
         self.policy.reset()
         self.recorder.start(obs)
         self.recording = True
-        self._return, self._intervened = 0.0, False
+        self._return, self._intervened, self._success, self.episode_step = 0.0, False, False, 0
         return obs
 
     def restart_episode(self) -> None:
         """Drop the episode in progress (it never reaches the store) and start it over, e.g. after the robot
         lost its observations mid-episode."""
         self._obs = self._begin()
+
+    def cut_episode(self) -> dict[str, Any] | None:
+        """Store the episode in progress as it stands, truncated (the operator stopped the robot), if it has a
+        step; the next step() starts a new one. Returns its summary, as step() does."""
+        if not self.recording or not self.recorder.steps:
+            self.recording, self._obs = False, None
+            return None
+        return self._finish()
 
     def poll_weights(self) -> bool:
         if self.transport is None:
@@ -101,13 +112,17 @@ class Actor:
         return True
 
     def step(self) -> dict[str, Any] | None:
-        """Act once; returns a summary of the episode when this step ended one (it is then in the store)."""
+        """Act once (starting an episode first if none is in progress); returns a summary of the episode when this
+        step ended one (it is then in the store)."""
+        if self._obs is None:
+            self._obs = self._begin()
         if self.limiter is not None:
             self.limiter.wait(self.stored_steps)
         if self.transport is not None and self.env_steps % self.poll_every == 0:
             self.poll_weights()
         random = self.env_steps < self.random_steps
         action = self.env.action_space.sample() if random else self.policy.act(self._obs)
+        self.last_policy_action = np.asarray(action)
         obs, reward, terminated, truncated, info = self.env.step(action)
         executed = info.get("action", action)
         # Who acted, the cost per safety limit, and the judgements by provenance (step_fields); success is the
@@ -115,21 +130,24 @@ class Actor:
         fields = step_fields(info, acted_by="random" if random else "policy")
         intervened, success = fields["intervention"], fields["success"]
         self.recorder.step(executed, reward, obs, terminated, **fields)
-        self._obs, self._return = obs, self._return + float(reward)
+        self._obs, self._return, self.last_info = obs, self._return + float(reward), info
+        self._success = success
         self._intervened |= intervened
         self.env_steps += 1
-        if not (terminated or truncated):
-            return None
+        self.episode_step += 1
+        return self._finish() if terminated or truncated else None
+
+    def _finish(self) -> dict[str, Any]:
         meta = EpisodeMeta(source="intervention" if self._intervened else "online", task=self.task, robot=self.robot,
-                           success=success, ret=self._return, seed=self.seed + self.episodes)
+                           success=self._success, ret=self._return, seed=self.seed + self.episodes)
         index = self.recorder.finish(meta)
         self.last_stored = index  # before `recording` drops: a label arriving now finds the episode it means
         self.recording = False
         summary = {"index": index, "rows": self.recorder.last_rows, "meta": meta,
-                   "intervention_rate": info.get("intervention_rate", 0.0)}
+                   "intervention_rate": self.last_info.get("intervention_rate", 0.0)}
         self.episodes += 1
         self.stored_steps = self.env_steps
-        self._obs = self._begin()
+        self._obs = None  # the next step() starts the next episode (an operator may first reset the scene)
         return summary
 
 

@@ -152,7 +152,8 @@ class StopCheck(Protocol):
 
 def serve(learner: Learner, store_path: Path, checkpoint: Path, stop_file: StopCheck, utd_cap: bool = True,
           checkpoint_every: int = 500, poll_seconds: float = 0.05, warmup: int = 0,
-          progress: FileProgress | None = None, refresh_every: int = 50) -> None:
+          progress: FileProgress | None = None, refresh_every: int = 50,
+          paused: Callable[[], bool] = lambda: False) -> None:
     """Learner process loop: tail the actor's store, update while there is data, publish and checkpoint.
 
     With ``utd_cap``, one update() per env step after the first ``warmup`` (the actor's random steps), as in the
@@ -160,14 +161,15 @@ def serve(learner: Learner, store_path: Path, checkpoint: Path, stop_file: StopC
     Idle (waiting for data), it publishes the weights of its last updates, so the actor evaluates every update the
     data paid for. ``progress`` receives its counters (see FileProgress) every 10 updates and when it goes idle.
     It looks for new episodes when idle and every ``refresh_every`` updates: reading the store's index took ~4
-    updates' time here (13 ms against 3.5 ms for a small network), and once per update it halved the learner."""
+    updates' time here (13 ms against 3.5 ms for a small network), and once per update it halved the learner.
+    While ``paused()`` (the operator paused learning) it keeps ingesting and makes no update."""
     store = EpisodeStore(store_path)
     reported: dict = {}
     learner.publish()  # version 1: the actor starts from the learner's (possibly resumed) weights
     while not stop_file.exists():
         if not learner.algorithm.num_updates % refresh_every or not _may_update(learner, utd_cap, warmup):
             _ingest_new(learner, store)
-        if _may_update(learner, utd_cap, warmup):
+        if not paused() and _may_update(learner, utd_cap, warmup):
             learner.update()
             if learner.checkpoint_due(checkpoint_every):
                 learner.save(checkpoint)

@@ -56,6 +56,7 @@ from robotrl.runtime.transport import FileProgress, FileWeights, save_atomic
 from robotrl.tasks import is_task, task_spaces
 
 CHECKPOINT, BEST, METRICS, PROGRESS = "checkpoint.pt", "best.pt", "metrics.jsonl", "learner.json"
+PAUSE = "PAUSE"  # while this file is in the run folder the learner process makes no update (the operator paused it)
 SELECT_SEED = 10_000  # evaluations during training, which pick best.pt: seeds SELECT_SEED + i
 REPORT_SEED = 20_000  # `robotrl eval`: disjoint from the selection seeds, so best.pt's pick does not flatter it
 
@@ -424,6 +425,7 @@ def _flush_denormals() -> None:
 
 def _start_learner(run: Path) -> mp.Process:
     (run / "STOP").unlink(missing_ok=True)
+    (run / PAUSE).unlink(missing_ok=True)
     (run / PROGRESS).unlink(missing_ok=True)  # the actor waits on this learner's counters, not a previous one's
     # spawn, never fork: the parent may hold a GL context (MuJoCo rendering) and torch threads.
     proc = mp.get_context("spawn").Process(target=_learner_process, args=(str(run),), daemon=True)
@@ -470,7 +472,7 @@ def learner_main(run: str) -> None:
     learner, _ = learner_setup(run_dir)
     learner.transport = FileWeights(run_dir / "weights")
     serve(learner, run_dir / "episodes.zarr", run_dir / CHECKPOINT, stop, checkpoint_every=cfg.eval_every,
-          warmup=_random_steps(cfg), progress=FileProgress(run_dir / PROGRESS))
+          warmup=_random_steps(cfg), progress=FileProgress(run_dir / PROGRESS), paused=(run_dir / PAUSE).exists)
 
 
 def plot_curve(history: list[dict], path: Path, title: str) -> None:

@@ -60,6 +60,12 @@ class TeleopMapping:
         if self.kind == "quad":
             self.pilot.reset()
 
+    def follow(self, executed: np.ndarray) -> None:
+        """The action executed at the last step, the policy's or the human's: a takeover continues from it, so the
+        gripper stays as the policy left it (a held cube is not dropped by taking over)."""
+        if self.kind == "arm" and self.task.uses_gripper:
+            self.gripper = float(np.clip(executed[3], -1.0, 1.0))
+
     def __call__(self, obs: dict[str, np.ndarray], linear: np.ndarray, yaw: float, gripper: float | None) -> np.ndarray:
         linear = np.asarray(linear, float)
         if linear.shape != (3,):

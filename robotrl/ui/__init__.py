@@ -1,0 +1,1 @@
+"""The operator's web page and its input devices (robotrl ui)."""
