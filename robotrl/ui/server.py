@@ -68,6 +68,7 @@ class UiServer:
         self.token = token or secrets.token_urlsafe(18)
         self.stats = Stats()
         self.watchers = 0
+        self._sockets: set[web.WebSocketResponse] = set()
         self._ids = itertools.count(1)
         self.app = web.Application()
         self.app.add_routes([web.get("/", self._index), web.get("/ws", self._ws), web.get("/mjpeg/{camera}", self._mjpeg),
@@ -108,6 +109,8 @@ class UiServer:
         checker = asyncio.create_task(self._check_heartbeats())
         await self._stopping.wait()
         checker.cancel()
+        for ws in list(self._sockets):  # else cleanup waits for every page to go
+            await ws.close(code=1001, message=b"the server is stopping")
         await runner.cleanup()
 
     def stop(self) -> None:
@@ -147,6 +150,7 @@ class UiServer:
         await ws.send_json({"type": "welcome", "client": client, "may_control": authorized, "server_ms": now_ms(),
                             "cameras": self.frames.cameras})
         self.watchers += 1
+        self._sockets.add(ws)
         sender = asyncio.create_task(self._send(ws, client))
         try:
             async for msg in ws:
@@ -157,6 +161,7 @@ class UiServer:
         finally:
             sender.cancel()
             self.watchers -= 1
+            self._sockets.discard(ws)
             self.console.release(client, "the controlling page closed")
         return ws
 

@@ -74,7 +74,11 @@ class TwinSession:
             self.console.robot = {**self.console.robot, "error": f"{type(exc).__name__}: {exc}"}
             self.ready.set()
             raise
-        finally:
+        finally:  # in this thread: GL contexts are freed by the thread that made them
+            for cam in getattr(self, "views", {}).values():
+                cam.close()
+            if hasattr(self, "env"):
+                self.env.close()
             if hasattr(self, "store"):
                 self.store.close()
 
