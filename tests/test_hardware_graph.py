@@ -60,7 +60,8 @@ def test_the_hardware_graph_is_deployable_and_its_twin_overlay_swaps_only_the_de
     save_classifier(tmp_path / "runs/pick_classifier.pt", hardware["classifier"]["parameters"]["task_kwargs"])
     graph, twin = load_graph("hardware_pick").nodes, load_graph("hardware_pick_twin").nodes
     assert {n: s.kind for n, s in graph.items()} == {"front_camera": "camera", "wrist_camera": "camera", "arm": "arm",
-                                                       "classifier": "classifier", "actor": "actor", "learner": "learner"}
+                                                       "classifier": "classifier", "actor": "actor", "learner": "learner",
+                                                       "ui": "ui"}
     actor = graph["actor"].validated()
     pixels = read_yaml(config_path("arm_pick_cube_pixels", "tasks"))
     assert actor.task_kwargs["observation"] == pixels["observation"] == graph["classifier"].validated().task_kwargs["observation"]
@@ -68,8 +69,8 @@ def test_the_hardware_graph_is_deployable_and_its_twin_overlay_swaps_only_the_de
     assert task.deployable and actor.judge == "/classifier/judgement" and actor.policy == "learn" and actor.wait_ready
     assert actor.twin == ""  # episodes begin with /arm/home, served by the arm node (and by the twin's)
     # The overlay: the devices out, the twin in as a bare robot (no object pose), the rest exactly the hardware's.
-    assert set(twin) == {"twin", "classifier", "actor", "learner"}
-    assert all(twin[n] == graph[n] for n in ("classifier", "actor", "learner"))
+    assert set(twin) == {"twin", "classifier", "actor", "learner", "ui"}
+    assert all(twin[n] == graph[n] for n in ("classifier", "actor", "learner", "ui"))
     t = twin["twin"].validated()
     assert not t.objects and t.task_kwargs["observation"]["cameras"] == ["front", "wrist"]
     # The topics the twin serves are the hardware nodes' (the node's name is the topic's namespace).
@@ -120,7 +121,8 @@ def test_the_hardware_graph_learns_in_the_twin_from_the_classifier_with_an_opera
     the actor or the learner reads an object pose or anything of the twin's."""
     save_classifier(tmp_path / "runs/pick_classifier.pt", TASK)
     # CI's sizes as an overlay of the overlay: smaller images, shorter episodes, a tiny learner.
-    (tmp_path / "ci.yaml").write_text(yaml.safe_dump({"base": str(config_path("hardware_pick_twin", "graphs")), "nodes": {
+    # The operator's page has its own test (tests/test_ui_ros.py); here the operator is this test, on the topics.
+    (tmp_path / "ci.yaml").write_text(yaml.safe_dump({"base": str(config_path("hardware_pick_twin", "graphs")), "remove": ["ui"], "nodes": {
         "twin": {"parameters": {"task_kwargs": TASK, "camera_hz": 20.0}},
         "classifier": {"parameters": {"task_kwargs": TASK, "rate_hz": 20.0}},  # every frame: the actor's judgement comes sooner
         "actor": {"parameters": {"task_kwargs": TASK, "max_obs_age": 1.0, "random_steps": 10,  # tolerant of a loaded CI machine

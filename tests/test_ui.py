@@ -302,11 +302,13 @@ def test_a_quadrotor_takeover_commands_velocity(browser, twin):
     page = open_page(browser, server)
     take_control_and_resume(page, session)
     wait_ticks(session, 50)  # 1 s at 50 Hz
-    start = session.ticks
     page.keyboard.down("KeyW")  # +x at the robot's max speed: a velocity setpoint, flown by the pilot
+    wait_for(lambda: session.actor.last_info.get("intervention"), "the takeover")
+    start = session.ticks
     wait_ticks(session, 75)
     velocity = session.twin.reading.vel.copy()
     page.keyboard.up("KeyW")
+
     path = targets(session, start)  # the quadrotor's position, per tick
     assert path[-1, 0] - path[0, 0] > 0.5, path[[0, -1]]
     assert np.abs(path[:, 2] - path[0, 2]).max() < 0.15  # no climb or fall: not raw thrust from a key

@@ -4,7 +4,7 @@ over standard ROS 2 messages, so a graph cannot tell the twin from the robot.
     arm    ~/joint_states (JointState: joints + "gripper" opening 0..1), ~/ee_pose (PoseStamped),
            ~/ee_twist (TwistStamped)                                                       sensor-data QoS
            ~/target_pose (PoseStamped), ~/gripper (Float64)                                reliable, in
-           ~/stop, ~/home (std_srvs/Trigger)
+           ~/stop, ~/home, ~/estop, ~/rearm (std_srvs/Trigger)
            with ``ros2_control=True`` (the twin) also what a ros2_control arm serves: /joint_states and
            /forward_position_controller/commands (Float64MultiArray joint positions, reliable, in), so
            hardware.Ros2ControlArm runs against the twin exactly as against a robot
@@ -12,8 +12,10 @@ over standard ROS 2 messages, so a graph cannot tell the twin from the robot.
     quad   ~/odom (Odometry)                                                                sensor-data QoS
            ~/ctbr (TwistStamped: angular = FLU rates, linear.z = thrust N), ~/cmd_vel (TwistStamped),
            ~/cmd_pose (PoseStamped)                                                         reliable, in
-           ~/arm, ~/land, ~/stop (std_srvs/Trigger)
+           ~/arm, ~/land, ~/stop, ~/estop, ~/rearm (std_srvs/Trigger)
 
+E-STOP (``~/estop``, the operator's page calls it directly, never through the actor): the device stops (arm: holds
+where it is; quadrotor: hovers, then lands after ``land_after_s``) and every command is rejected until ``~/rearm``.
 Every incoming command is checked before it reaches the device: non-finite or out-of-range values are
 rejected with a logged reason and the device keeps its last safe command. With ``rate_hz`` 0 a node does not
 poll its device; its owner calls ``publish()`` (the twin's sim loop does, right after each physics advance).
@@ -50,8 +52,25 @@ class DeviceNode(Node):
         super().__init__(name, **kwargs)
         self.lock = lock or nullcontext()
         self.rejected: list[str] = []  # reasons of rejected commands, newest last (also logged)
+        self.estopped = False
         if rate_hz > 0:
             self.create_timer(1.0 / rate_hz, self._poll)
+
+    def _serve_estop(self) -> None:
+        """~/estop and ~/rearm, for a device that moves."""
+        self._trigger("estop", self.estop)
+        self._trigger("rearm", self._rearm)
+
+    def estop(self) -> None:
+        """Latch and stop the device (called with the lock held)."""
+        self.estopped = True
+        self._stop_device()
+
+    def _stop_device(self) -> None:
+        raise NotImplementedError
+
+    def _rearm(self) -> None:
+        self.estopped = False
 
     def publish(self) -> None:
         raise NotImplementedError
@@ -80,6 +99,8 @@ class DeviceNode(Node):
 
     def _apply(self, topic: str, command: Callable[[], None]) -> None:
         """Run a device command; a device that refuses (link down, bad state) is logged, the node keeps serving."""
+        if self.estopped:
+            return self._reject(topic, "E-STOP is latched: call ~/rearm first")
         try:
             with self.lock:
                 command()
@@ -112,6 +133,10 @@ class ArmNode(DeviceNode):
             self.create_subscription(Float64MultiArray, "/forward_position_controller/commands", self._on_joints, COMMAND_QOS)
         self._trigger("stop", arm.stop)
         self._trigger("home", home or arm.home)
+        self._serve_estop()
+
+    def _stop_device(self) -> None:
+        self.arm.stop()
 
     def publish(self) -> None:
         with self.lock:
@@ -199,9 +224,10 @@ class CameraNode(DeviceNode):
 
 class QuadNode(DeviceNode):
     def __init__(self, quad: Quadrotor, name: str = "quad", rate_hz: float = 100.0, max_thrust: float | None = None,
-                 max_body_rate: float = 10.0, lock: Lock | None = None, **kwargs):
+                 max_body_rate: float = 10.0, lock: Lock | None = None, land_after_s: float = 2.0, **kwargs):
+        self.quad, self.land_after_s = quad, land_after_s
         super().__init__(name, rate_hz, lock, **kwargs)
-        self.quad, self.max_body_rate = quad, max_body_rate
+        self.max_body_rate = max_body_rate
         self.max_thrust = max_thrust if max_thrust is not None else getattr(quad, "max_thrust", np.inf)
         self._odom = self.create_publisher(Odometry, "~/odom", qos_profile_sensor_data)
         self.create_subscription(TwistStamped, "~/ctbr", self._on_ctbr, COMMAND_QOS)
@@ -210,6 +236,27 @@ class QuadNode(DeviceNode):
         self._trigger("arm", quad.arm)
         self._trigger("land", quad.land)
         self._trigger("stop", quad.stop)
+        self._serve_estop()
+        self._land_timer = None
+
+    def _stop_device(self) -> None:
+        """Hover now, land ``land_after_s`` later unless re-armed meanwhile."""
+        self.quad.stop()
+        if self._land_timer is None:
+            self._land_timer = self.create_timer(self.land_after_s, self._land)
+
+    def _land(self) -> None:
+        self.destroy_timer(self._land_timer)
+        self._land_timer = None
+        if self.estopped:
+            with self.lock:
+                self.quad.land()
+
+    def _rearm(self) -> None:
+        super()._rearm()
+        if self._land_timer is not None:
+            self.destroy_timer(self._land_timer)
+            self._land_timer = None
 
     def publish(self) -> None:
         with self.lock:

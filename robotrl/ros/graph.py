@@ -3,7 +3,7 @@ install: pip rclpy) or by ``ros2 launch robotrl_bringup sim.launch.py`` (ros_ws/
 
     nodes:
       <node name>:
-        kind: twin | camera | arm | quad | actor | learner | classifier   (robotrl.ros.nodes)
+        kind: twin | camera | arm | quad | actor | learner | classifier | ui   (robotrl.ros.nodes)
         parameters: {...}                   that kind's parameters (robotrl.ros.params), mappings as YAML
         until_exit: true                    the graph stops when this node exits (e.g. an actor with N episodes)
 

@@ -10,6 +10,8 @@
     learner  trains from the actor's store and publishes weight versions (``~/weights_version``)
     classifier  a reward classifier judging the task's camera frames: robotrl_interfaces/Judgement on ``~/judgement``
              (robotrl.ros.classifier_node), an actor's ``judge`` on a robot
+    ui       the operator's page (robotrl.ros.ui_node): cameras, take-over on /teleop/*, labels, scene ready, pause
+             learning, E-STOP straight to the devices' ~/estop, /operator/hold for the actor
 
 Parameters are ROS parameters (``ros2 param list`` shows them), validated by the node kind's model in
 robotrl.ros.params, the same that validates a graph file (configs/graphs/*.yaml) before anything starts;
@@ -17,7 +19,7 @@ mappings and lists (``task_kwargs``, ``learner``, ``joint_names``) travel as YAM
 have no dict type. ``max_obs_age`` 0 means 1.5 control periods. With ``teleop`` the
 actor merges a human's /teleop/* input (robotrl.ros.teleop); intervened steps are flagged in the store. Every actor
 records the operator's /operator/label into its store; with ``wait_ready`` it homes the arm and waits for the
-operator's /operator/ready before each episode (robotrl.ros.operator).
+operator's /operator/ready before each episode, and steps nothing while /operator/hold says so (robotrl.ros.operator).
 
 A node is named as in any ROS launch file, ``--ros-args -r __node:=<name>`` (default: the kind); that name goes
 to the process's main node only, and helper nodes are named after it (``<name>_observations``, the actor's
@@ -222,7 +224,7 @@ def actor_main(name: str) -> None:
     from robotrl.runtime.train import RunConfig, checkpoint_path, describe_checkpoint, load_algorithm, save_run
     from robotrl.runtime.transport import FileWeights
 
-    from robotrl.ros.operator import READY_TOPIC, OperatorLabels
+    from robotrl.ros.operator import HOLD_TOPIC, READY_TOPIC, OperatorFlag, OperatorLabels
 
     node = Node(name)
     p = declared(node, "actor")
@@ -252,6 +254,7 @@ def actor_main(name: str) -> None:
     store_path = Path(p.store) if p.store else run / "episodes.zarr"  # the parameter model asks for one of them
     store = EpisodeStore(store_path, mode="a")
     labels = OperatorLabels(node, store)  # before the actor's first reset, which may wait for the operator
+    hold = OperatorFlag(node, HOLD_TOPIC, default=False)
     ros_env.idle = labels.apply  # labels given while the actor waits for the operator's ready land at once
     try:
         actor = Actor(env, policy, store, p.task, transport, random_steps=p.random_steps, poll_every=10, seed=p.seed)
@@ -259,6 +262,12 @@ def actor_main(name: str) -> None:
         versions = node.create_publisher(Int64, "~/weights_version", 10)
         node.get_logger().info(f"acting on {p.task} with policy {p.policy!r}, episodes into {store_path}")
         while not STOPPING.is_set() and (p.episodes <= 0 or actor.episodes < p.episodes):
+            if hold.value:  # the operator holds the robot: keep what was recorded, step nothing until released
+                if actor.recording and actor.cut_episode() is not None:
+                    node.get_logger().warning("robot held by the operator: the episode in progress is stored as it stands")
+                labels.apply()
+                time.sleep(0.02)
+                continue
             try:
                 done = actor.step()
             except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
@@ -322,12 +331,14 @@ class AnnouncedWeights:
 
 
 def learner_main(name: str) -> None:
+    from robotrl.ros.operator import LEARNING_TOPIC, OperatorFlag
     from robotrl.runtime.learner import serve
     from robotrl.runtime.train import _flush_denormals, learner_setup
     from robotrl.runtime.transport import FileWeights
 
     node = Node(name)
     p = declared(node, "learner")
+    learning = OperatorFlag(node, LEARNING_TOPIC, default=True)
     spin_in_background(node)
     run = Path(p.run)
     deadline = time.monotonic() + p.wait_s
@@ -342,7 +353,7 @@ def learner_main(name: str) -> None:
     node.get_logger().info(resumed)
     learner.transport = AnnouncedWeights(FileWeights(run / "weights"), node)
     node.get_logger().info(f"learning from {run / 'episodes.zarr'}")
-    serve(learner, run / "episodes.zarr", run / "checkpoint.pt", _StopFile(run / "STOP"))
+    serve(learner, run / "episodes.zarr", run / "checkpoint.pt", _StopFile(run / "STOP"), paused=lambda: not learning.value)
 
 
 class _StopFile:
@@ -355,13 +366,41 @@ class _StopFile:
         return STOPPING.is_set() or self.path.exists()
 
 
+# -- the operator's page ---------------------------------------------------------------------------------------
+def ui_main(name: str) -> None:
+    from robotrl.ros.ui_node import UiBridge
+    from robotrl.ui.server import UiServer
+
+    node = Node(name)
+    p = declared(node, "ui")
+    bounds = None
+    if p.robot:
+        from robotrl.robots import ArmParams
+
+        lo, hi = ArmParams.load(p.robot).workspace
+        bounds = {"min": list(map(float, lo)), "max": list(map(float, hi))}
+    bridge = UiBridge(node, p.devices, p.cameras, p.ee_pose, p.judgement, None if p.threshold < 0 else p.threshold,
+                      p.actor, bounds, p.teleop_hz)
+    executor = spin_in_background(node)
+    run = Path(p.run) if p.run else None
+    server = UiServer(bridge.console, bridge.frames, p.host, p.port, p.token or None, run_dir=run,
+                      store=run / "episodes.zarr" if run else None).start()
+    node.get_logger().info(f"operator page: {server.url}")
+    try:
+        _wait_for_shutdown()
+    finally:
+        server.stop()
+        bridge.close()
+        executor.shutdown()
+
+
 def _wait_for_shutdown() -> None:
     while not STOPPING.wait(0.1):
         pass
 
 
 MAINS = {"twin": twin_main, "camera": camera_main, "arm": arm_main, "quad": quad_main, "actor": actor_main, "learner": learner_main,
-         "classifier": classifier_main}
+         "classifier": classifier_main, "ui": ui_main}
 
 
 def _on_stop_signal(_signum: int, _frame) -> None:

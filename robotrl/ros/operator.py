@@ -5,6 +5,11 @@
     /operator/label  robotrl_interfaces/Label     an episode's outcome, as the operator saw it: recorded into the
                                                   actor's episode store as a label of its source (never rewriting a
                                                   recorded row), which the reward classifier learns from
+    /operator/hold   std_msgs/Bool (latched)      True: the robot is held (E-STOP, the operator's page lost, not yet
+                                                  resumed): the actor stores the episode in progress as it stands and
+                                                  steps no policy until False. The devices were stopped directly
+                                                  (their ~/estop), not through the actor
+    /operator/learning  std_msgs/Bool (latched)   False: the learner pauses its updates (it keeps ingesting)
 """
 
 from __future__ import annotations
@@ -13,16 +18,31 @@ import queue
 from typing import TYPE_CHECKING
 
 from rclpy.node import Node
+from std_msgs.msg import Bool
 
 from robotrl.data import EpisodeStore
 from robotrl.ros import convert
 from robotrl.ros.devices import COMMAND_QOS
+from robotrl.ros.ros_env import LATCHED_QOS  # the last state reaches a node that starts after it was published
 
 if TYPE_CHECKING:
     from robotrl.runtime.actor import Actor
 
 READY_TOPIC = "/operator/ready"
 LABEL_TOPIC = "/operator/label"
+HOLD_TOPIC = "/operator/hold"
+LEARNING_TOPIC = "/operator/learning"
+
+
+class OperatorFlag:
+    """The last value of a latched std_msgs/Bool operator topic (``value``; ``default`` until one arrives)."""
+
+    def __init__(self, node: Node, topic: str, default: bool):
+        self.value = default
+        node.create_subscription(Bool, topic, self._on_msg, LATCHED_QOS)
+
+    def _on_msg(self, msg: Bool) -> None:
+        self.value = bool(msg.data)
 
 
 class OperatorLabels:

@@ -129,11 +129,28 @@ class QuadNodeParams(NodeParams):
     rate_hz: float = Field(50.0, gt=0)
 
 
+class UiParams(NodeParams):
+    """The operator's page (robotrl.ros.ui_node); control needs ``token`` ("": a fresh one, logged at start)."""
+
+    host: str = "127.0.0.1"  # remote operators: an SSH tunnel (README)
+    port: int = Field(8765, ge=0, le=65535)
+    token: str = ""
+    devices: list[str] = ["/arm"]  # device nodes whose ~/estop and ~/rearm E-STOP calls
+    cameras: list[str] = []  # image topics shown, e.g. /front_camera/image
+    ee_pose: str = "/arm/ee_pose"
+    judgement: str = ""  # a classifier's robotrl_interfaces/Judgement topic
+    threshold: float = -1.0  # the classifier's threshold, drawn on its meter (< 0: 0.5)
+    actor: str = "/actor"  # the actor node: its steps, its waiting for the scene, its weights version
+    robot: str = ""  # configs/robots/<robot>.yaml: the workspace box drawn on the page ("": none)
+    run: str = ""  # the learner's run folder: curves and episodes in the learning view
+    teleop_hz: float = Field(50.0, gt=0)
+
+
 NODE_PARAMS: dict[str, type[NodeParams]] = {
     "twin": TwinParams, "actor": ActorParams, "learner": LearnerParams, "camera": CameraParams, "arm": ArmNodeParams,
-    "quad": QuadNodeParams, "classifier": ClassifierParams,
+    "quad": QuadNodeParams, "classifier": ClassifierParams, "ui": UiParams,
 }
-NodeKind = Literal["twin", "camera", "arm", "quad", "actor", "learner", "classifier"]
+NodeKind = Literal["twin", "camera", "arm", "quad", "actor", "learner", "classifier", "ui"]
 
 
 def to_ros(params: NodeParams) -> dict[str, Any]:

@@ -38,14 +38,16 @@ class Events:
 class Console:
     """``mapping(obs, linear, yaw, gripper) -> action`` turns the human's input into the task's action
     (robotrl.tasks.teleop.TeleopMapping); ``stale_ms``: input older than this is no input (a page that stopped
-    sending while a key was down); ``on_estop``: the device stops, called at once on E-STOP."""
+    sending while a key was down); ``on_estop``: the device stops, called at once on E-STOP; ``on_rearm``: the
+    devices' re-arm."""
 
     source = "teleop"
 
     def __init__(self, mapping: Callable[..., np.ndarray], stale_ms: float = 250.0, heartbeat_s: float = HEARTBEAT_S,
-                 on_estop: list[Callable[[], None]] | None = None, learning: Callable[[bool], None] | None = None):
+                 on_estop: list[Callable[[], None]] | None = None, on_rearm: list[Callable[[], None]] | None = None,
+                 learning: Callable[[bool], None] | None = None):
         self.mapping, self.stale_ms, self.heartbeat_s = mapping, stale_ms, heartbeat_s
-        self.on_estop = list(on_estop or [])
+        self.on_estop, self.on_rearm = list(on_estop or []), list(on_rearm or [])
         self.learning = learning  # pause (False) / resume (True) learning, where a learner runs
         self._lock = threading.Lock()
         self._controller: int | None = None
@@ -107,6 +109,8 @@ class Console:
             with self._lock:
                 self.estopped = False  # still held: the policy resumes on "resume" only
                 self.hold_reason = "re-armed; waiting for the operator to resume"
+            for rearm in self.on_rearm:
+                rearm()
         elif name == "resume":
             with self._lock:
                 if self.estopped:
@@ -158,14 +162,22 @@ class Console:
         if reset is not None:
             reset()
 
-    def poll(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+    def current_input(self) -> tuple[Teleop, float] | None:
+        """The human's input in force now, with its age (ms): None while hands off, stale or held."""
         with self._lock:
             msg = self._input
         age = now_ms() - msg.t if msg is not None else np.inf
         if msg is None or not msg.active or age > self.stale_ms or self.holding:
+            return None
+        return msg, age
+
+    def poll(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        current = self.current_input()
+        if current is None:
             self.device = self.age_ms = None
             return None
-        self.device, self.age_ms = msg.device, age
+        msg, self.age_ms = current
+        self.device = msg.device
         return self.mapping(obs, np.asarray(msg.linear), msg.yaw, msg.gripper)
 
     def human(self) -> dict[str, Any] | None:

@@ -147,6 +147,9 @@ function setPill(id, text, kind) { const el = $(id); el.textContent = text; el.c
 function render(msg) {
   const r = msg.robot || {};
   inControl = msg.in_control;
+  // Control lapsed (a stalled page missed its heartbeats) and nobody holds it: take it back. The robot stays held
+  // until the operator resumes, so this never restarts the policy.
+  if (mayControl && !inControl && msg.controller === null) command("take_control");
   setPill("role", inControl ? "in control" : mayControl ? "watching (control held elsewhere)" : "watching (no token)",
           inControl ? "good" : "warn");
   setPill("episode", `episode ${r.episode ?? "–"} · step ${r.step ?? 0}`);
