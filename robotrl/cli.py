@@ -617,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="task config: a YAML file or a configs/tasks/ name, e.g. arm_pick_cube_pixels")
     p.add_argument("--cameras", help="comma-separated cameras, e.g. front,wrist")
     p.add_argument("--wait-ready", action="store_true", help="after each episode wait for the operator's Scene ready")
+    p.add_argument("--spacemouse", action="store_true", help="take over with a SpaceMouse on this host too: hold its "
+                   "left button (the deadman) and move the puck")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; remote use: an SSH "
                    "tunnel, see the README)")
     p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free port)")
@@ -662,6 +664,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
                           store, args.env, seed=args.seed, wait_ready=args.wait_ready, transport=transport,
                           learning=learning).start()
     server = UiServer(session.console, session.frames, args.host, args.port, run_dir=run, store=store).start()
+    feed = None
+    if args.spacemouse:
+        from robotrl.ui.spacemouse import SpaceMouse, SpaceMouseFeed
+
+        feed = SpaceMouseFeed(SpaceMouse(), session.console)
     print(f"robotrl ui: {args.env} with policy {args.policy}, episodes into {store}")
     print(f"open {server.url}  (the token after # gives control; without it a page only watches)", flush=True)
     if args.host != "127.0.0.1":
@@ -672,6 +679,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if feed is not None:
+            feed.close()
+            feed.reader.close()
         server.stop()
         session.close()
         if learner is not None:

@@ -175,3 +175,41 @@ def test_a_device_without_permission_gets_its_own_udev_rule(monkeypatch):
     monkeypatch.setattr(hid, "device", Denied)
     with pytest.raises(SpaceMouseNotFound, match='ATTRS{idVendor}=="046d", ATTRS{idProduct}=="c626"'):
         SpaceMouse()
+
+
+def test_the_feed_drives_the_console_while_the_deadman_is_held_and_a_lost_device_holds_the_robot():
+    """SpaceMouseFeed on the real reader: deadman + push forward is a take-over of the operator's console (device
+    "spacemouse", +x); letting go hands back; a device that fails holds the robot."""
+    from robotrl.ui.console import Console
+    from robotrl.ui.spacemouse import SpaceMouseFeed
+
+    reports = dict(load("combined_wireless.txt"))
+    console = Console(mapping=lambda obs, linear, yaw, gripper: np.array([*linear, yaw]))
+    console.held = False  # the operator resumed the policy
+
+    class Failing(ReplayDevice):
+        def read(self, max_length: int, timeout_ms: int = 0) -> list[int]:
+            if not self._reports:
+                raise OSError("read error (device unplugged)")
+            return super().read(max_length, timeout_ms)
+
+    def until(check, what: str) -> None:
+        hang_guard = time.monotonic() + 30
+        while not check():
+            assert time.monotonic() < hang_guard, f"timed out waiting for {what}"
+            time.sleep(0.002)
+
+    device = ReplayDevice([reports["deadman_press"], reports["push_forward_twist_ccw"]])
+    with SpaceMouse(device, WIRELESS, deadzone=0.05) as mouse:
+        feed = SpaceMouseFeed(mouse, console)
+        until(lambda: console.poll({}) is not None, "the take-over")
+        action = console.poll({})
+        assert console.device == "spacemouse" and action[0] > 0.9 and action[3] > 0  # forward, yaw ccw
+        device._reports.append(reports["deadman_release"])
+        until(lambda: console.poll({}) is None, "the hand-back")
+        feed.close()
+    with SpaceMouse(Failing([reports["deadman_press"]]), WIRELESS) as mouse:
+        feed = SpaceMouseFeed(mouse, console)
+        until(lambda: console.holding, "the hold")
+        assert "stopped" in console.hold_reason
+        feed.close()

@@ -386,9 +386,17 @@ def ui_main(name: str) -> None:
     server = UiServer(bridge.console, bridge.frames, p.host, p.port, p.token or None, run_dir=run,
                       store=run / "episodes.zarr" if run else None).start()
     node.get_logger().info(f"operator page: {server.url}")
+    feed = None
+    if p.spacemouse:
+        from robotrl.ui.spacemouse import SpaceMouse, SpaceMouseFeed
+
+        feed = SpaceMouseFeed(SpaceMouse(), bridge.console)
     try:
         _wait_for_shutdown()
     finally:
+        if feed is not None:
+            feed.close()
+            feed.reader.close()
         server.stop()
         bridge.close()
         executor.shutdown()

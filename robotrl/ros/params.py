@@ -144,6 +144,7 @@ class UiParams(NodeParams):
     robot: str = ""  # configs/robots/<robot>.yaml: the workspace box drawn on the page ("": none)
     run: str = ""  # the learner's run folder: curves and episodes in the learning view
     teleop_hz: float = Field(50.0, gt=0)
+    spacemouse: bool = False  # a SpaceMouse on this host takes over too (its left button is the deadman)
 
 
 NODE_PARAMS: dict[str, type[NodeParams]] = {

@@ -128,6 +128,12 @@ class Console:
         elif name == "release_control":
             self.release(client)
 
+    def device_input(self, msg: Teleop) -> None:
+        """Input from a device on the robot host (a SpaceMouse): whoever holds it stands at the robot, so it needs
+        no page's lease; the robot's holds still apply (poll returns nothing while held)."""
+        with self._lock:
+            self._input = msg
+
     def estop(self) -> None:
         """Latch, hold, and stop the devices now (in this thread)."""
         with self._lock:
@@ -135,6 +141,12 @@ class Console:
             self._hold("E-STOP")
         for stop in self.on_estop:
             stop()
+
+    def hold(self, reason: str) -> None:
+        """Hold the robot (e.g. a take-over device was lost); the policy resumes on an explicit resume."""
+        with self._lock:
+            self._input = None
+            self._hold(reason)
 
     def _hold(self, reason: str) -> None:
         self.held, self.hold_reason = True, reason

@@ -244,3 +244,36 @@ class SpaceMouse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SpaceMouseFeed:
+    """A SpaceMouse as the operator's take-over device: ``latest()`` read at ``rate_hz`` into ``console``
+    (robotrl.ui.console.Console.device_input) while the deadman is held, with one release message when it lets go;
+    a device that fails holds the robot.
+    The puck's x, y, z are the motion, its twist about z the yaw; buttons other than the deadman do nothing."""
+
+    def __init__(self, reader: SpaceMouse, console: Any, deadman_button: int | None = 0, rate_hz: float = 200.0):
+        self.reader, self.console, self.deadman_button, self.period = reader, console, deadman_button, 1.0 / rate_hz
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="spacemouse-feed", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from robotrl.ui.protocol import Teleop, now_ms
+
+        was_active = False
+        while not self._stop.wait(self.period):
+            try:
+                state = self.reader.latest()
+            except ConnectionError as exc:  # unplugged, perhaps mid-takeover: hold the robot, as for a lost page
+                self.console.hold(str(exc))
+                return
+            active = hold_to_intervene(state, self.deadman_button)
+            if active or was_active:
+                self.console.device_input(Teleop("spacemouse", active, tuple(map(float, state.linear)),
+                                                 float(state.angular[2]), None, now_ms()))
+            was_active = active
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
