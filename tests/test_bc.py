@@ -150,6 +150,7 @@ def test_bc_from_scripted_demos_reaches_through_train_eval_and_rollout(tmp_path)
                       "--steps", "600", "--eval-every", "300", "--eval-episodes", "20", "--quiet")
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["event"] == "eval"]
     assert [(r["env_steps"], r["updates"], r["gradient_steps"]) for r in rows] == [(300, 300, 1200), (600, 600, 2400)]
     assert "utd" not in rows[-1]  # no critic: no update-to-data ratio
     assert (run / "best.pt").exists() and (run / "checkpoint.pt").exists() and "algo: bc" in (run / "run.yaml").read_text()

@@ -7,6 +7,7 @@ import sys
 import time
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
 
@@ -165,8 +166,11 @@ def test_any_gymnasium_env_records_trains_rolls_out_and_evaluates_by_return(tmp_
     assert res.returncode == 0, res.stderr
     assert "last eval after 300 env steps: mean return -" in res.stdout and "success" not in res.stdout
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["env_steps"] for r in rows] == [150, 300] and rows[-1]["updates"] == 300  # demos: updates from step 1
-    assert rows[-1]["success"] is None and rows[-1]["success_ci"] is None
+    evals = [r for r in rows if r["event"] == "eval"]
+    assert [r["env_steps"] for r in evals] == [150, 300] and evals[-1]["updates"] == 300  # demos: updates from step 1
+    assert evals[-1]["success"] is None and evals[-1]["success_ci"] is None
+    learner = [r for r in rows if r["event"] == "learner"]  # every 100 updates: what the operator page plots
+    assert [r["env_steps"] for r in learner] == [100, 200, 300] and all(np.isfinite(r["q"]) for r in learner)
 
     res = robotrl("rollout", "--env", "Pendulum-v1", "--policy", run, "--episodes", "2", "--quiet")
     assert res.returncode == 0, res.stderr

@@ -319,8 +319,10 @@ class _Metrics:
         self._show(env_steps, counts())
 
     def learner_stats(self, stats: dict[str, float], env_steps: int) -> None:
+        """TensorBoard, and metrics.jsonl rows of event "learner" (Q values, losses; the operator page plots them)."""
         for k, v in stats.items():
             self.tb.add_scalar(f"learner/{k}", v, env_steps)
+        self._write({"event": "learner", "env_steps": env_steps, **{k: round(float(v), 6) for k, v in stats.items()}})
 
     def evaluate(self, policy: Policy, env: gym.Env, actor: Actor, counts: _Counts) -> dict:
         """Evaluate on the selection seeds, write the row, keep best.pt."""
