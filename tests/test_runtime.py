@@ -165,3 +165,48 @@ def test_a_run_yaml_from_before_the_learner_seam_still_loads(tmp_path):
     (tmp_path / "run.yaml").write_text("env: robotrl/ArmReach-v0\nalgo: bc\nsac: {hidden: 32}\n")
     with pytest.raises(ConfigError, match="'sac'"):
         load_run(tmp_path)
+
+
+def test_a_paused_learner_ingests_but_makes_no_update_until_resumed(tmp_path):
+    """serve() as the learner process runs it, paused by the operator (robotrl ui's Pause learning: RUN/PAUSE; the
+    learner node: /operator/learning): new episodes are taken in, no update is made; resumed, updates go on."""
+    import threading
+
+    from robotrl.data import EpisodeRecorder
+    from robotrl.policies import RandomPolicy
+    from robotrl.runtime.actor import make_env, record_episode
+    from robotrl.runtime.learner import serve
+
+    run = tmp_path / "run"
+    tiny = {**FAST, "hidden": 32, "batch_size": 32}
+    train(reach(200, random_steps=100, learner=tiny), run, progress=False)
+    learner, _ = learner_setup(run)
+    learner.transport = FileWeights(run / "weights")
+    updates = learner.algorithm.num_updates
+    store = EpisodeStore(run / "episodes.zarr", mode="a")  # the actor goes on recording
+    env = make_env("robotrl/ArmReach-v0", {"reward": "dense"})
+    for seed in range(2):
+        record_episode(env, RandomPolicy(env.action_space), EpisodeRecorder(store), seed, "online", "reach")
+    store.close()
+    checks, paused, stop = [], threading.Event(), threading.Event()
+    paused.set()
+
+    def is_paused() -> bool:
+        checks.append(paused.is_set())
+        return paused.is_set()
+
+    stopper = type("Stop", (), {"exists": lambda self: stop.is_set()})()
+    thread = threading.Thread(target=serve, args=(learner, run / "episodes.zarr", run / "checkpoint.pt", stopper),
+                              kwargs={"paused": is_paused, "poll_seconds": 0.001}, daemon=True)
+    thread.start()
+    hang_guard = time.monotonic() + 60
+    while len(checks) < 200 or learner.episodes < 6:  # many loops of serve(), all paused
+        assert time.monotonic() < hang_guard and thread.is_alive()
+        time.sleep(0.005)
+    assert learner.algorithm.num_updates == updates and learner.episodes == 6  # ingested, not learned from
+    paused.clear()
+    while learner.algorithm.num_updates < updates + 20:
+        assert time.monotonic() < hang_guard and thread.is_alive()
+        time.sleep(0.005)
+    stop.set()
+    thread.join(timeout=30)
