@@ -338,3 +338,33 @@ def test_a_malformed_message_is_rejected_with_its_reason_and_never_forwarded(bro
     wait_for(lambda: "rejected" in page.inner_text("#rejected"), "the page showing the refusal")
     wait_ticks(session, 5)
     assert np.abs(np.diff(targets(session, mark), axis=0)).max() < 1e-3  # nothing moved the arm
+
+
+@pytest.mark.slow
+def test_robotrl_ui_serves_the_page_and_stops_on_ctrl_c(tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "robotrl.cli", "ui", "--env", "robotrl/ArmReach-v0", "--port", "0",
+                             "--store", str(tmp_path / "ui.zarr")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("open http")):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)  # exited before serving
+            lines.append(line)
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/#token=(\S+)", lines[-1])
+        assert url and len(url.group(2)) >= 20
+        page = urllib.request.urlopen(url.group(1) + "/").read().decode()
+        assert "E-STOP" in page and url.group(2) not in page  # the token is not in what the server sends
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    bad = subprocess.run([sys.executable, "-m", "robotrl.cli", "ui", "--env", "robotrl/ArmReach-v0", "--learn"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--learn needs --policy RUN" in bad.stderr
