@@ -42,6 +42,30 @@ def test_protocol_parses_a_teleop_message():
     assert (msg.device, msg.active, msg.linear, msg.yaw, msg.gripper, msg.t) == ("gamepad", True, (1, -0.5, 0), 0.25, None, 12.5)
 
 
+def test_a_page_silent_for_half_a_second_loses_control_and_the_robot_holds_until_resumed(monkeypatch):
+    import robotrl.ui.console as console_module
+    from robotrl.ui.console import Console, NotAllowed
+    from robotrl.ui.protocol import Command
+
+    clock = [0.0]
+    monkeypatch.setattr(console_module, "now_ms", lambda: clock[0])
+    console = Console(mapping=lambda *a: None)
+    console.take_control(1)
+    console.command(1, Command("resume"))
+    clock[0] = 450.0
+    console.check()
+    assert not console.holding and console.controller == 1
+    clock[0] = 520.0
+    console.check()
+    assert console.holding and console.controller is None and "no heartbeat for 0.5 s" in console.hold_reason
+    with pytest.raises(NotAllowed):
+        console.command(1, Command("resume"))  # it must take control again first
+    console.take_control(2)
+    assert console.holding  # a new controller does not release the robot by itself
+    console.command(2, Command("resume"))
+    assert not console.holding
+
+
 # -- the page in Chromium ------------------------------------------------------------------------------------------
 class Still:
     """A policy that holds the arm where it is (gripper open), so only the human moves it."""

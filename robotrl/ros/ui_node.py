@@ -125,7 +125,7 @@ class UiBridge:
     def _loop(self) -> None:
         while not self._stop.wait(self.period):
             c = self.console
-            c.check()
+            c.check(factor=4)  # the server checks at 1x; this is for a server that is gone
             if c.holding != self._held:
                 self._publish_hold(c.holding)
                 self.node.get_logger().warning(f"robot held: {c.hold_reason}") if c.holding else \

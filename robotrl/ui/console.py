@@ -85,11 +85,14 @@ class Console:
         if client == self._controller:
             self._heartbeat = now_ms()
 
-    def check(self) -> None:
-        """Holds the robot when the controlling page has gone quiet (called by the server and the robot's loop)."""
+    def check(self, factor: float = 1.0) -> None:
+        """Holds the robot when the controlling page has sent no heartbeat for ``factor`` x ``heartbeat_s``. The
+        server checks at 1 (when its own loop ran on time); the robot's loop at a few times that, in case the server
+        itself is gone."""
         client = self._controller
-        if client is not None and now_ms() - self._heartbeat > self.heartbeat_s * 1e3:
-            self.release(client, f"the controlling page sent no heartbeat for {self.heartbeat_s} s")
+        silent = now_ms() - self._heartbeat
+        if client is not None and silent > factor * self.heartbeat_s * 1e3:
+            self.release(client, f"the controlling page sent no heartbeat for {silent / 1e3:.1f} s")
 
     # -- commands ---------------------------------------------------------------------------------------------
     def command(self, client: int, msg: Command | Teleop) -> None:

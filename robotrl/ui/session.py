@@ -52,6 +52,7 @@ class TwinSession:
         self._pending: list[tuple[int, bool]] = []  # labels of the episode in progress: (its number, success)
         self._waiting_ready = False
         self._holding_since: float | None = None
+        self._state: dict[str, list[float]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> TwinSession:
@@ -105,7 +106,7 @@ class TwinSession:
     def _loop(self) -> None:
         next_tick = time.monotonic()
         while not self._stop.is_set():
-            self.console.check()
+            self.console.check(factor=4)  # the server checks at 1x; this is for a server that is gone
             self._take_events()
             with self._lock:
                 if self.console.holding or self._waiting_ready:
@@ -190,8 +191,9 @@ class TwinSession:
 
     def _status(self) -> None:
         a, info, c = self.actor, self.actor.last_info, self.console
-        state = {k.split("/", 1)[1]: np.round(np.asarray(v, float), 4).ravel().tolist()
-                 for k, v in (a._obs or {}).items() if k.startswith("state/")}
+        if a._obs is not None:  # between episodes (held, waiting) the page keeps the last state it was shown
+            self._state = {k.split("/", 1)[1]: np.round(np.asarray(v, float), 4).ravel().tolist()
+                           for k, v in a._obs.items() if k.startswith("state/")}
         classifier = None
         if "success_probability" in info:
             classifier = {"probability": float(info["success_probability"]), "threshold": self.threshold}
@@ -205,7 +207,7 @@ class TwinSession:
             "intervention_rate": float(info.get("intervention_rate", 0.0)),
             "executed_action": np.round(np.asarray(info.get("action", []), float), 3).tolist(),
             "policy_action": None if a.last_policy_action is None else np.round(a.last_policy_action, 3).tolist(),
-            "human": c.human(), "classifier": classifier, "state": state, "bounds": self.bounds,
+            "human": c.human(), "classifier": classifier, "state": self._state, "bounds": self.bounds,
             "weights_version": a.weights_version, "labels": self.labels[-5:], "stored": self.store.n_episodes,
         }
 
