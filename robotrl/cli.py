@@ -640,14 +640,19 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_ui(args: argparse.Namespace) -> int:
     import time
 
-    from robotrl.runtime.actor import make_env
+    from robotrl.runtime.actor import make_actor_env
+    from robotrl.runtime.train import load_run
     from robotrl.ui.server import UiServer
     from robotrl.ui.session import TwinSession
 
     run = Path(args.policy) if args.policy not in ("scripted", "random") else None
     if args.learn and run is None:
         raise ValueError("--learn needs --policy RUN: a run folder from `robotrl train`, whose learner goes on learning")
-    env_kwargs = task_kwargs(args.env, args.config, args.cameras)
+    env_kwargs, classifier, success_key = task_kwargs(args.env, args.config, args.cameras), None, None
+    if run is not None and run.is_dir() and (run / "run.yaml").exists():  # the task as the run was trained on it
+        cfg = load_run(run)
+        env_kwargs = env_kwargs if (args.config or args.cameras) else cfg.env_kwargs
+        classifier, success_key = cfg.classifier, cfg.success_key  # its reward: the classifier's, if it learned so
     store = run / "episodes.zarr" if args.learn else Path(args.store)
     transport, learner, learning = None, None, None
     if args.learn:
@@ -659,8 +664,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
         def learning(on: bool) -> None:  # the learner process pauses while RUN/PAUSE exists
             (run / PAUSE).unlink(missing_ok=True) if on else (run / PAUSE).touch()
 
-    session = TwinSession(lambda: make_env(args.env, env_kwargs),
-                          lambda env: make_policy(env, args.policy, args.env, args.checkpoint),
+    def policy(env):
+        if not args.learn:  # deployed: as `robotrl eval` measures it
+            return make_policy(env, args.policy, args.env, args.checkpoint)
+        # Learning: the run's policy as the learner explores with it (its latest weights arrive from the learner)
+        return _load_printed(str(run), "last").policy
+
+    session = TwinSession(lambda: make_actor_env(args.env, env_kwargs, "none", args.seed, success_key, classifier), policy,
                           store, args.env, seed=args.seed, wait_ready=args.wait_ready, transport=transport,
                           learning=learning).start()
     server = UiServer(session.console, session.frames, args.host, args.port, run_dir=run, store=store).start()
