@@ -519,7 +519,10 @@ def choose(ws: dict, mjpeg: dict) -> dict:
         why += "; it also carries seq and capture stamp per frame (the page's age and drop meters)"
     else:
         why += "; note MJPEG carries no capture stamp the page can read (no age meter without a side channel)"
-    return {"choice": choice, "why": why, "worst_camera": paths}
+    caveat = ("the WebSocket path is measured in the operator page itself (app.js: status rendering at 20 Hz, teleop "
+              "and heartbeat timers, the drawn reports), the MJPEG prototype in a bare page that only draws; in "
+              "both, every frame is counted in requestAnimationFrame by its sequence number")
+    return {"choice": choice, "why": why, "caveat": caveat, "worst_camera": paths}
 
 
 def plot(result: dict, raw: dict, path: Path) -> None:
