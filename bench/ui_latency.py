@@ -549,9 +549,10 @@ def plot(result: dict, raw: dict, path: Path) -> None:
             b.plot(v, np.arange(1, len(v) + 1) / len(v), label=f"{label} (n={len(v)})")
     b.axvline(GOAL_FRAME_P99_MS, color="gray", ls="--", lw=1, label="goal p99")
     b.axhline(0.99, color="gray", lw=0.5)
-    b.set(xlabel="capture -> drawn (ms)", ylabel="fraction of drawn frames", title="frame age on the page (CDF)")
+    b.set(xscale="log", xlabel="capture -> drawn (ms, log)", ylabel="fraction of drawn frames",
+          title="frame age on the page (CDF)")
     b.legend(fontsize=8)
-    b.grid(alpha=0.3)
+    b.grid(alpha=0.3, which="both")
     fig.suptitle("operator page latency, headless Chromium on loopback (loaded machine: see the JSON)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -70,3 +70,21 @@ def test_bench_learner_times_every_variant_and_recommends_one(tmp_path):
     for variant in ("fp32 eager", "bf16", "compile", "compile + bf16"):
         assert re.search(rf"^  {re.escape(variant)} +[\d.]+ updates/s", res.stdout, re.M), res.stdout
     assert "recommendation: " in res.stdout
+
+
+@pytest.mark.slow
+def test_bench_ui_latency_measures_every_path_in_a_real_browser(tmp_path):
+    res = subprocess.run([sys.executable, "bench/ui_latency.py", "--presses", "3", "--twin-presses", "3",
+                          "--stream-s", "2", "--warmup-s", "0.5", "--out-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads((tmp_path / "ui_latency.json").read_text())
+    for case in ("idle", "streaming"):
+        assert result["teleop"][case]["press_to_actor_ms"]["n"] == 3
+    assert result["teleop"]["twin"]["press_to_device_command_ms"]["n"] == 3
+    assert result["teleop"]["twin"]["control_period_ms"] == pytest.approx(100.0)
+    for path in ("websocket_jpeg", "mjpeg"):
+        for cam in result["streams"][path]["cameras"].values():
+            assert cam["published"] > 0 and cam["drawn"] > 0 and cam["age_ms"]["p50"] > 0
+    assert result["streaming_choice"]["choice"] in ("websocket_jpeg", "mjpeg")
+    assert (tmp_path / "ui_latency.png").stat().st_size > 0
