@@ -177,8 +177,11 @@ def test_a_held_key_moves_the_arm_its_way_and_the_steps_land_flagged_with_their_
     ages = rows["teleop/age_ms"][:-1]
     # The command's age: the page stamps its input in the server's clock, synced by echo to a few ms.
     assert np.isfinite(ages[took]).all() and (ages[took] > -10).all() and np.isnan(ages[~took]).all()
-    # Hand-over is bumpless both ways: the policy's steps before and after are there, no step was skipped.
+    # Hand-over both ways without a gap: the policy acts before and after, and every control tick while the robot
+    # was not held sent one action (the human's or the policy's) -- none was skipped at a hand-over.
     assert not took[0] and not took[-1]
+    stepped = sum(t["stepped"] for t in session.trace)
+    assert len(took) == stepped, (len(took), stepped)
     assert not page.errors
 
 
@@ -277,17 +280,36 @@ def test_a_page_without_the_token_cannot_command(browser, twin):
 
 @pytest.mark.slow
 def test_a_page_from_another_origin_cannot_connect(browser, twin):
+    """Another site's page (here: served from another port, a different origin on the same host) opens a WebSocket
+    to the operator's server: the server refuses it for its Origin."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class OtherSite(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html><body>another site</body></html>")
+
+        def log_message(self, *args):
+            pass
+
     session, server = twin()
+    other = ThreadingHTTPServer(("127.0.0.1", 0), OtherSite)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
     context = browser.new_context()
     page = context.new_page()
-    page.route("http://elsewhere.test/", lambda route: route.fulfill(status=200, content_type="text/html",
-                                                                     body="<html><body>another site</body></html>"))
-    page.goto("http://elsewhere.test/")
-    outcome = page.evaluate(f"""() => new Promise((done) => {{
-        const ws = new WebSocket('ws://127.0.0.1:{server.port}/ws');
-        ws.onopen = () => done('open'); ws.onerror = () => done('refused'); }})""")
+    try:
+        page.goto(f"http://127.0.0.1:{other.server_address[1]}/")
+        outcome = page.evaluate(f"""() => new Promise((done) => {{
+            const ws = new WebSocket('ws://127.0.0.1:{server.port}/ws');
+            ws.onopen = () => done('open'); ws.onerror = () => done('refused'); }})""")
+    finally:
+        context.close()
+        other.shutdown()
     assert outcome == "refused" and server.watchers == 0
-    context.close()
+    assert list(server.stats.refused_origins) == [f"http://127.0.0.1:{other.server_address[1]}"]  # by the server
 
 
 GAMEPAD = """

@@ -109,7 +109,8 @@ class TwinSession:
             self.console.check(factor=4)  # the server checks at 1x; this is for a server that is gone
             self._take_events()
             with self._lock:
-                if self.console.holding or self._waiting_ready:
+                stepped = not (self.console.holding or self._waiting_ready)
+                if not stepped:
                     self._hold()
                 else:
                     self._holding_since = None
@@ -117,7 +118,7 @@ class TwinSession:
                         self._waiting_ready = True
                     self._apply_labels()
                 self.ticks += 1
-                self.trace.append(self._commanded())
+                self.trace.append({**self._commanded(), "stepped": stepped})
             self._publish_frames()
             self._status()
             next_tick += self.control_dt
