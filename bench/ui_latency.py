@@ -553,7 +553,9 @@ def plot(result: dict, raw: dict, path: Path) -> None:
           title="frame age on the page (CDF)")
     b.legend(fontsize=8)
     b.grid(alpha=0.3, which="both")
-    fig.suptitle("operator page latency, headless Chromium on loopback (loaded machine: see the JSON)", fontsize=10)
+    load = result["conditions"]["load_average_before"][0]
+    fig.suptitle(f"operator page latency, headless Chromium on loopback (load average {load:.1f} before; "
+                 "conditions: see the JSON)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
