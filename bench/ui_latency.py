@@ -48,14 +48,13 @@ import numpy as np
 from common import add_output_args, cpu, out_dir, write_result
 
 import robotrl  # noqa: F401  registers the envs and selects headless GL before mujoco loads
+from robotrl.tasks.teleop import HoldPolicy
+from robotrl.ui import CHROMIUM, CHROMIUM_ARGS
 from robotrl.ui.console import Console
 from robotrl.ui.frames import FrameHub
 from robotrl.ui.protocol import Teleop, now_ms
 
 TASK = "robotrl/ArmPickCube-v0"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # as tests/test_ui.py
 WIDTH, HEIGHT = 640, 480
 GOAL_TELEOP_P99_MS = 30.0
 GOAL_FRAME_P99_MS = 100.0
@@ -414,22 +413,6 @@ def standalone(browser, args, rng: random.Random) -> dict:
     return out
 
 
-class Still:
-    """A policy that holds the arm where it is (gripper open), so only the human moves it (as tests/test_ui.py)."""
-
-    def __init__(self, dim: int):
-        self.dim = dim
-
-    def reset(self) -> None:
-        pass
-
-    def act(self, obs, deterministic: bool = False) -> np.ndarray:
-        action = np.zeros(self.dim, np.float32)
-        if self.dim == 4:
-            action[3] = 1.0
-        return action
-
-
 def twin(browser, args, rng: random.Random) -> dict:
     """Part 2: key press -> the arm's command on the twin at its control rate."""
     from robotrl.runtime.actor import make_env
@@ -437,7 +420,7 @@ def twin(browser, args, rng: random.Random) -> dict:
     from robotrl.ui.session import TwinSession
 
     with tempfile.TemporaryDirectory() as tmp:
-        session = TwinSession(lambda: make_env(TASK, {}), lambda env: Still(env.action_space.shape[0]),
+        session = TwinSession(lambda: make_env(TASK, {}), lambda env: HoldPolicy(env.unwrapped.task),
                               Path(tmp) / "episodes.zarr", TASK).start()
         server = UiServer(session.console, session.frames, port=0).start()
         # ("poll", t, human's action or not, episodes so far) / ("command", t, True, episodes so far)

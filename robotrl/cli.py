@@ -122,12 +122,16 @@ def task_kwargs(env_id: str, config: str | None = None, cameras: str | None = No
 
 
 def make_policy(env, name: str, env_id: str, checkpoint: str = "best"):
-    """A Policy: "scripted" (the task's expert, acting as it does), "random" (uniform over the action space) or a
-    run folder (its trained policy from the ``checkpoint`` named, best or last, printed; acting deterministically)."""
+    """A Policy: "scripted" (the task's expert, acting as it does), "random" (uniform over the action space), "hold"
+    (the robot holds still: only a human moves it) or a run folder (its trained policy from the ``checkpoint`` named, best or last, printed; acting deterministically)."""
     if name == "random":
         from robotrl.policies import RandomPolicy
 
         return RandomPolicy(env.action_space)
+    if name == "hold":
+        from robotrl.tasks.teleop import HoldPolicy
+
+        return HoldPolicy(env.unwrapped.task)
     if name == "scripted":
         from robotrl.tasks.experts import EXPERTS, make_expert
 
@@ -607,8 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
         "hardware emergency stop.",
     )
     p.add_argument("--env", required=True, help="robotrl task id, e.g. robotrl/ArmPickCube-v0")
-    p.add_argument("--policy", default="scripted", help="scripted, random, or a run folder from `robotrl train` "
-                   "(default: scripted)")
+    p.add_argument("--policy", default="scripted", help="scripted, random, hold (the robot holds still unless the "
+                   "operator takes over: teleoperated demos), or a run folder from `robotrl train` (default: scripted)")
     p.add_argument("--checkpoint", **CHECKPOINT_ARG)
     p.add_argument("--learn", action="store_true", help="with --policy RUN: its learner process goes on learning "
                    "from the episodes recorded here (RUN/episodes.zarr), and the actor loads its new weights")
@@ -645,7 +649,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from robotrl.ui.server import UiServer
     from robotrl.ui.session import TwinSession
 
-    run = Path(args.policy) if args.policy not in ("scripted", "random") else None
+    run = Path(args.policy) if args.policy not in ("scripted", "random", "hold") else None
     if args.learn and run is None:
         raise ValueError("--learn needs --policy RUN: a run folder from `robotrl train`, whose learner goes on learning")
     env_kwargs, classifier, success_key = task_kwargs(args.env, args.config, args.cameras), None, None

@@ -15,11 +15,9 @@ import robotrl  # noqa: F401  registers the envs, headless GL
 from robotrl.cli import task_kwargs
 from robotrl.runtime.actor import make_actor_env
 from robotrl.tasks.experts import make_expert
+from robotrl.ui import CHROMIUM, CHROMIUM_ARGS
 from robotrl.ui.server import UiServer
 from robotrl.ui.session import TwinSession
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 
 def main() -> None:
@@ -40,7 +38,7 @@ def main() -> None:
         server = UiServer(session.console, session.frames, port=0).start()
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1360, "height": 860})
                 page.goto(server.url)
                 while session.console.controller is None:

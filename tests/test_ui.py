@@ -11,10 +11,9 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from robotrl.tasks.teleop import HoldPolicy
+from robotrl.ui import CHROMIUM, CHROMIUM_ARGS
 from robotrl.ui.protocol import ProtocolError, parse
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 
 # -- the protocol alone (fast) ---------------------------------------------------------------------------------
@@ -67,28 +66,12 @@ def test_a_page_silent_for_half_a_second_loses_control_and_the_robot_holds_until
 
 
 # -- the page in Chromium ------------------------------------------------------------------------------------------
-class Still:
-    """A policy that holds the arm where it is (gripper open), so only the human moves it."""
-
-    def __init__(self, dim: int):
-        self.dim = dim
-
-    def reset(self) -> None:
-        pass
-
-    def act(self, obs, deterministic: bool = False) -> np.ndarray:
-        action = np.zeros(self.dim, np.float32)
-        if self.dim == 4:
-            action[3] = 1.0
-        return action
-
-
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -104,7 +87,7 @@ def twin(tmp_path):
 
     def start(env_id: str = "robotrl/ArmPickCube-v0", policy: Callable | None = None):
         session = TwinSession(lambda: make_env(env_id, {}),
-                              policy or (lambda env: Still(env.action_space.shape[0])),
+                              policy or (lambda env: HoldPolicy(env.unwrapped.task)),
                               tmp_path / "episodes.zarr", env_id).start()
         server = UiServer(session.console, session.frames, port=0).start()
         started.append((session, server))
@@ -146,6 +129,8 @@ def take_control_and_resume(page, session) -> None:
     wait_for(lambda: session.console.controller is not None, "the page to take control")
     page.click("#resume")
     wait_for(lambda: not session.console.holding, "the robot to resume")
+    # The episode's first step moves the target from the reset pose to the measured one (the arm settles): past it.
+    wait_for(lambda: session.actor.episode_step >= 2, "the episode's first steps")
 
 
 def targets(session, since: int) -> np.ndarray:

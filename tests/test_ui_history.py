@@ -13,7 +13,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
-from robotrl.ui.history import add_history_routes, curves, encode_jpeg, episode_detail, episode_list, frame_jpeg
+from robotrl.ui import CHROMIUM, CHROMIUM_ARGS
+from robotrl.ui.history import (
+    add_history_routes,
+    curves,
+    encode_jpeg,
+    episode_detail,
+    episode_list,
+    frame_jpeg,
+)
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -192,9 +200,7 @@ def test_page_draws_curves_and_browses_episodes_in_chromium(run):
     errors: list[str] = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync"])
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))

@@ -20,15 +20,15 @@ rclpy = pytest.importorskip("rclpy")  # the `ros` extra
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from test_hardware_graph import TASK, _start_logged, save_classifier  # noqa: E402
+from test_ros import exit_codes  # noqa: E402
 
 from robotrl.config import config_path  # noqa: E402
 from robotrl.data import EpisodeStore  # noqa: E402
 from robotrl.data.store import source_name  # noqa: E402
 from robotrl.ros import convert  # noqa: E402
 from robotrl.ros.graph import load_graph  # noqa: E402
-from test_hardware_graph import TASK, _start_logged, save_classifier  # noqa: E402
-from test_ros import exit_codes  # noqa: E402
-from test_ui import CHROMIUM_ARGS  # noqa: E402
+from robotrl.ui import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 TOKEN = "test-token-0123456789"
 
@@ -83,7 +83,7 @@ def test_the_operator_page_runs_the_hardware_graph_in_the_twin(tmp_path, monkeyp
 
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()
             page.on("pageerror", lambda exc: pytest.fail(f"page error: {exc}"))
             wait_for(lambda: _serving(port), 90, "the ui node's server")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from robotrl.policies.base import Stateless
 from robotrl.tasks.arm import ArmTask
 from robotrl.tasks.base import Task
 from robotrl.tasks.experts import QuadGoalExpert
@@ -84,3 +85,17 @@ class TeleopMapping:
             if self.task.uses_gripper:
                 action[3] = self.gripper
         return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+class HoldPolicy(Stateless):
+    """The teleop mapping with no input, as a Policy: the arm holds where it is (gripper open), a quadrotor hovers.
+    What acts when only the operator should move the robot (`robotrl ui --policy hold`: teleoperated demos)."""
+
+    def __init__(self, task: Task):
+        self.mapping = TeleopMapping(task)
+
+    def reset(self) -> None:
+        self.mapping.reset()
+
+    def act(self, obs: dict[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        return self.mapping(obs, np.zeros(3), 0.0, None)
