@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import queue
-from typing import TYPE_CHECKING
 
 from rclpy.node import Node
 from std_msgs.msg import Bool
@@ -23,14 +22,12 @@ from std_msgs.msg import Bool
 from robotrl.data import EpisodeStore
 from robotrl.ros import convert
 from robotrl.ros.devices import COMMAND_QOS
-from robotrl.ros.ros_env import LATCHED_QOS  # the last state reaches a node that starts after it was published
-
-if TYPE_CHECKING:
-    from robotrl.runtime.actor import Actor
+from robotrl.ros.ros_env import LATCHED_QOS
+from robotrl.runtime.actor import Actor, PendingLabels
 
 READY_TOPIC = "/operator/ready"
 LABEL_TOPIC = "/operator/label"
-HOLD_TOPIC = "/operator/hold"
+HOLD_TOPIC = "/operator/hold"  # hold and learning are latched (LATCHED_QOS): a node that starts late gets the state
 LEARNING_TOPIC = "/operator/learning"
 
 
@@ -56,7 +53,7 @@ class OperatorLabels:
         for the operator, whose labels then mean the store's last episode."""
         self.node, self.actor, self.store, self.topic = node, actor, store, topic
         self._arrived: queue.SimpleQueue = queue.SimpleQueue()  # (("index" | "episode", n), label)
-        self._pending: list[tuple[int, convert.OperatorLabel]] = []  # labels of an episode still in progress, by its number
+        self._pending = PendingLabels()  # labels of an episode still in progress
         self.written: list[tuple[int, convert.OperatorLabel]] = []  # (store index, label), oldest first
         node.create_subscription(convert.Label, topic, self._on_label, COMMAND_QOS)
 
@@ -79,10 +76,9 @@ class OperatorLabels:
     def dropped(self) -> None:
         """The episode in progress was dropped (never stored): so are its labels."""
         assert self.actor is not None
-        lost = [lab for k, lab in self._pending if k == self.actor.episodes]
+        lost = self._pending.discard(self.actor.episodes)
         if lost:
-            self.node.get_logger().warning(f"{self.topic}: {len(lost)} label(s) of the dropped episode discarded")
-        self._pending = [(k, lab) for k, lab in self._pending if k != self.actor.episodes]
+            self.node.get_logger().warning(f"{self.topic}: {lost} label(s) of the dropped episode discarded")
 
     def apply(self) -> None:
         """Write every label whose episode is stored; keep those of the episode in progress."""
@@ -94,15 +90,11 @@ class OperatorLabels:
             if kind == "index":
                 self._write(n, label)
             else:
-                self._pending.append((n, label))
+                self._pending.add(n, label)
         if self.actor is None:
             return
-        # Episode k of this actor is stored once the actor has ended more than k; it is the actor's only writer, so
-        # its index counts back from the last one stored.
-        done = [(k, lab) for k, lab in self._pending if k < self.actor.episodes]
-        self._pending = [(k, lab) for k, lab in self._pending if k >= self.actor.episodes]
-        for k, label in done:
-            self._write(self.actor.last_stored - (self.actor.episodes - 1 - k), label)
+        for index, label in self._pending.take_stored(self.actor):
+            self._write(index, label)
 
     def _write(self, index: int, label: convert.OperatorLabel) -> None:
         if index < 0 or index >= self.store.n_episodes:

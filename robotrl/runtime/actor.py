@@ -151,6 +151,29 @@ class Actor:
         return summary
 
 
+class PendingLabels:
+    """An operator's labels of episodes still in progress, by the actor's number of the episode, until it is stored.
+    The actor is its store's only writer, so the index of its episode k counts back from the last one it stored."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[int, Any]] = []  # (episode number, label)
+
+    def add(self, number: int, label: Any) -> None:
+        self._pending.append((number, label))
+
+    def discard(self, number: int) -> int:
+        """Forget the labels of episode ``number`` (dropped, never stored); returns how many there were."""
+        kept = [(k, lab) for k, lab in self._pending if k != number]
+        lost, self._pending = len(self._pending) - len(kept), kept
+        return lost
+
+    def take_stored(self, actor: Actor) -> list[tuple[int, Any]]:
+        """(store index, label) of every label whose episode ``actor`` has stored since; the others wait."""
+        done = [(k, lab) for k, lab in self._pending if k < actor.episodes]
+        self._pending = [(k, lab) for k, lab in self._pending if k >= actor.episodes]
+        return [(actor.last_stored - (actor.episodes - 1 - k), lab) for k, lab in done]
+
+
 def robot_name(env: gym.Env) -> str:
     """The robot a robotrl task runs ("" for other envs): stored with every episode."""
     return str(getattr(getattr(env.unwrapped, "config", None), "robot", ""))

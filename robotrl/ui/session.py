@@ -22,7 +22,7 @@ import numpy as np
 from robotrl.data import EpisodeStore
 from robotrl.interventions import InterventionWrapper
 from robotrl.policies.base import Policy
-from robotrl.runtime.actor import Actor
+from robotrl.runtime.actor import Actor, PendingLabels
 from robotrl.ui.console import Console
 from robotrl.ui.frames import FrameHub
 from robotrl.ui.protocol import now_ms
@@ -49,7 +49,7 @@ class TwinSession:
         self._lock = threading.Lock()  # the world: stepped by the loop, stopped by E-STOP from the server's thread
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="twin-session", daemon=True)
-        self._pending: list[tuple[int, bool]] = []  # labels of the episode in progress: (its number, success)
+        self._pending = PendingLabels()  # success clicks during an episode, until it is stored
         self._waiting_ready = False
         self._holding_since: float | None = None
         self._state: dict[str, list[float]] = {}
@@ -98,8 +98,10 @@ class TwinSession:
         names = list(self.twin.config.observation.cameras) or [self.twin.render_camera]
         self.views = {n: TwinCamera(self.twin.world, n, *VIEW_SIZE) for n in names}
         self.bounds = self._bounds()
-        judge = _find_wrapper(env, "classifier")
-        self.threshold = float(judge.classifier.threshold) if judge is not None else None
+        try:  # a ClassifierReward's: the page draws its threshold on the probability meter
+            self.threshold: float | None = float(env.get_wrapper_attr("classifier").threshold)
+        except AttributeError:
+            self.threshold = None
         self._publish_frames()
 
     # -- the loop ----------------------------------------------------------------------------------------------
@@ -165,15 +167,13 @@ class TwinSession:
             # During an episode a label means that episode (written once it is stored); between episodes, the
             # last one stored.
             if self.actor.recording:
-                self._pending.append((self.actor.episodes, success))
+                self._pending.add(self.actor.episodes, success)
             elif self.actor.last_stored >= 0:
                 self._write_label(self.actor.last_stored, success)
 
     def _apply_labels(self) -> None:
-        done = [(k, s) for k, s in self._pending if k < self.actor.episodes]
-        self._pending = [(k, s) for k, s in self._pending if k >= self.actor.episodes]
-        for k, success in done:
-            self._write_label(self.actor.last_stored - (self.actor.episodes - 1 - k), success)
+        for index, success in self._pending.take_stored(self.actor):
+            self._write_label(index, success)
 
     def _write_label(self, index: int, success: bool) -> None:
         self.store.add_label(index, success=success, source="operator")
@@ -212,11 +212,3 @@ class TwinSession:
             "weights_version": a.weights_version, "labels": self.labels[-5:], "stored": self.store.n_episodes,
         }
 
-
-def _find_wrapper(env: gym.Env, attribute: str) -> gym.Env | None:
-    """The first wrapper of ``env`` that has ``attribute`` (e.g. a ClassifierReward's ``classifier``)."""
-    while isinstance(env, gym.Wrapper):
-        if attribute in vars(env):
-            return env
-        env = env.env
-    return None
