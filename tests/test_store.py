@@ -153,6 +153,21 @@ def test_schema_mismatch_names_the_key(tmp_path):
     assert EpisodeStore(tmp_path / "m.zarr").n_episodes == 1  # nothing half-added
 
 
+def test_episodes_with_and_without_a_takeovers_command_age_share_one_store(tmp_path):
+    """teleop/age_ms comes only with a device take-over: an episode without it after one with it, and one with it
+    after episodes without, are both stored; the rows that had none read NaN."""
+    store = EpisodeStore(tmp_path / "a.zarr", mode="a")
+    meta = EpisodeMeta(source="online", task="t")
+    episodes = [make_episode(0), make_episode(1), make_episode(2)]
+    episodes[1]["teleop/age_ms"] = np.arange(len(episodes[1]["reward"]), dtype=np.float32)
+    for rows in episodes:
+        store.add_episode(rows, meta)
+    store = EpisodeStore(tmp_path / "a.zarr")
+    assert store.n_episodes == 3
+    assert np.isnan(store.episode(0)["teleop/age_ms"]).all() and np.isnan(store.episode(2)["teleop/age_ms"]).all()
+    np.testing.assert_array_equal(store.episode(1)["teleop/age_ms"], episodes[1]["teleop/age_ms"])
+
+
 def test_missing_foreign_and_corrupt_stores_fail_clearly(tmp_path):
     with pytest.raises(StoreError, match="no episode store here"):
         EpisodeStore(tmp_path / "none.zarr")

@@ -63,7 +63,10 @@ Source = Literal["demo", "intervention", "online", "eval"]
 STEP_KEYS = ("action", "reward", "is_terminal", "is_last", "intervention", "intervention_source")
 V1_STEP_KEYS = ("action", "reward", "is_terminal", "is_last", "intervention", "success")
 RESERVED = frozenset(STEP_KEYS) | {"success"}
-GROUPS = ("cost", "truth", "classifier", "teleop")  # per-row columns recorded with the episode, grouped by provenance
+GROUPS = ("cost", "truth", "classifier", "teleop")
+# Columns only some episodes have (an episode nobody took over at a device reports no command age): a store fills
+# them for the episodes without, and takes them when they first come, filled for the episodes before.
+OPTIONAL_COLUMNS: dict[str, float] = {"teleop/age_ms": np.nan}  # per-row columns recorded with the episode, grouped by provenance
 # Who acted at a step; the stored code is the index. "policy": the policy (or scripted expert) acting; "teleop": a
 # human at an input device (SpaceMouse, the web UI's /teleop topics); "scripted": a scripted human
 # (ScriptedIntervener); "shield": a safety shield's backup action; "random": the actor's random warm-up; "keyboard",
@@ -397,9 +400,11 @@ class EpisodeStore:
                                  f"<group>/<name> with group one of {', '.join(GROUPS)}")
         else:  # layout 1 stays layout 1: what it has no column for is not kept
             rows = {k: v for k, v in rows.items() if self._disk_path(k) is not None}
+        n = next(iter(lengths.values()))
+        rows = {**{k: np.full(n, fill, self._cols[k].dtype) for k, fill in OPTIONAL_COLUMNS.items() if k in self._cols},
+                **rows}
         self._check_schema(rows)
         start = self.n_steps
-        n = next(iter(lengths.values()))
         for key, value in rows.items():
             arr = self._cols[key] if key in self._cols else self._create(key, np.asarray(value))
             arr.resize((start + n, *arr.shape[1:]))
@@ -421,7 +426,8 @@ class EpisodeStore:
         compressor = IMAGE_COMPRESSOR if value.dtype == np.uint8 and value.ndim >= 3 else VECTOR_COMPRESSOR
         group, name = self._disk_path(key).split("/", 1)
         arr = self.root.require_group(group).create_array(
-            name, shape=(0, *value.shape[1:]), chunks=(chunk_rows, *value.shape[1:]), dtype=value.dtype, compressors=compressor
+            name, shape=(0, *value.shape[1:]), chunks=(chunk_rows, *value.shape[1:]), dtype=value.dtype, compressors=compressor,
+            fill_value=OPTIONAL_COLUMNS.get(key),  # an optional column's rows before its first episode read as this
         )
         if key == "intervention_source":
             arr.attrs.update({"codes": list(INTERVENTION_SOURCES), "unknown": UNKNOWN_SOURCE})
@@ -431,10 +437,12 @@ class EpisodeStore:
     def _check_schema(self, rows: dict[str, np.ndarray]) -> None:
         if not self._cols:
             return
-        missing, extra = set(self._cols) - set(rows), set(rows) - set(self._cols)
+        missing, extra = set(self._cols) - set(rows), set(rows) - set(self._cols) - set(OPTIONAL_COLUMNS)
         if missing or extra:
             raise StoreError(f"{self.path}: episode keys do not match the store: missing {sorted(missing)}, unexpected {sorted(extra)}")
         for key, value in rows.items():
+            if key not in self._cols:  # an optional column's first episode: nothing to match yet
+                continue
             arr, value = self._cols[key], np.asarray(value)
             if arr.shape[1:] != value.shape[1:] or arr.dtype != value.dtype:
                 raise StoreError(
