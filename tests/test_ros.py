@@ -408,7 +408,29 @@ def test_a_human_on_the_teleop_topics_takes_over_and_the_steps_are_flagged(ros, 
         _, _, _, _, info = env.step(policy)
         assert info["intervention"] and info["action"][2] == 1.0
     assert env.unwrapped.state.ee_pos[2] > z0 + 0.05  # the arm went up: the human's action was executed
+    assert info["intervention_source"] == "teleop" and "teleop_age_ms" not in info  # plain topics: no device, no age
     time.sleep(0.6)  # the deadman lapses: the policy is back
+    _, _, _, _, info = env.step(policy)
+    assert not info["intervention"]
+
+    # The typed command (the operator's page): its device and its age are recorded; a bad one never acts.
+    command = human.create_publisher(convert.Teleop, "/teleop/command", COMMAND_QOS)
+    wait_for(lambda: command.get_subscription_count() > 0)
+
+    def send(device: str, active: bool, z: float) -> None:
+        stamp = human.get_clock().now().nanoseconds - 20_000_000  # given at the device 20 ms ago
+        command.publish(convert.teleop_msg(device, active, [0.0, 0.0, z], 0.0, None, stamp))
+        time.sleep(0.05)
+
+    send("mouse", True, 1.0)  # no such device
+    send("spacemouse", True, 2.0)  # out of range
+    _, _, _, _, info = env.step(policy)
+    assert not info["intervention"]
+    send("spacemouse", True, 1.0)
+    _, _, _, _, info = env.step(policy)
+    assert info["intervention"] and info["intervention_source"] == "spacemouse" and info["action"][2] == 1.0
+    assert 20 <= info["teleop_age_ms"] < 2000, info["teleop_age_ms"]
+    send("spacemouse", False, 0.0)  # release: the policy acts at the next step, not after the deadman
     _, _, _, _, info = env.step(policy)
     assert not info["intervention"]
 

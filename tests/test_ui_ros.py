@@ -111,7 +111,10 @@ def test_the_operator_page_runs_the_hardware_graph_in_the_twin(tmp_path, monkeyp
             wait_for(lambda: store.refresh() or store.n_episodes >= 1, 30, "the held episode stored")
             rows = store.episode(0)
             took = rows["intervention"][:-1].astype(bool)
-            assert took.sum() >= 3 and {source_name(c) for c in rows["intervention_source"][:-1][took]} == {"teleop"}
+            assert took.sum() >= 3 and {source_name(c) for c in rows["intervention_source"][:-1][took]} == {"keyboard"}
+            # The command's age, over /teleop/command's stamp: the page's input time on the ui node's ROS clock.
+            ages = rows["teleop/age_ms"][:-1]
+            assert np.isfinite(ages[took]).all() and (ages[took] > -10).all() and np.isnan(ages[~took]).all(), ages
             wait_for(lambda: store.labels(0), 20, "the operator's label")
             assert [(lab.source, lab.success) for lab in store.labels(0)] == [("operator", True)]
             browser.close()

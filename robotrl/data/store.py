@@ -71,7 +71,8 @@ OPTIONAL_COLUMNS: dict[str, float] = {"teleop/age_ms": np.nan}  # per-row column
 # human at an input device (SpaceMouse, the web UI's /teleop topics); "scripted": a scripted human
 # (ScriptedIntervener); "shield": a safety shield's backup action; "random": the actor's random warm-up; "keyboard",
 # "gamepad", "spacemouse": a human at that device of the operator's page (robotrl.ui), which names its device.
-INTERVENTION_SOURCES = ("policy", "teleop", "scripted", "shield", "random", "keyboard", "gamepad", "spacemouse")
+TELEOP_DEVICES = ("keyboard", "gamepad", "spacemouse")  # a human at one of these: recorded as the source
+INTERVENTION_SOURCES = ("policy", "teleop", "scripted", "shield", "random", *TELEOP_DEVICES)  # code = index: append only
 UNKNOWN_SOURCE = 255  # an intervention whose source was not recorded (layout 1 stores, sources that say nothing)
 LABEL_RESERVED = ("truth", "classifier")  # recorded provenances; a label's source is any other name
 CHUNK_BYTES = 2 << 20  # ~2 MB chunks along time, as diffusion_policy recommends

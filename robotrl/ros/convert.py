@@ -18,16 +18,17 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 
+from robotrl.data.store import TELEOP_DEVICES
 from robotrl.interfaces import ArmState, CameraIntrinsics, Frame, QuadCommand, QuadState
 
 try:
-    from robotrl_interfaces.msg import Judgement, Label
+    from robotrl_interfaces.msg import Judgement, Label, Teleop
     from robotrl_interfaces.srv import Reset
 except ImportError as e:  # pragma: no cover - scripts/install.sh builds it
-    raise ImportError("robotrl_interfaces (robotrl's ROS messages: Judgement, Label, Reset) is not built in this Python: "
+    raise ImportError("robotrl_interfaces (robotrl's ROS messages: Judgement, Label, Teleop, Reset) is not built in this Python: "
                       "run scripts/build_interfaces.sh (no ROS install needed), or build ros_ws with colcon") from e
 
-__all__ = ["Judgement", "Label", "Reset"]  # re-exported: the typed contract's messages and service
+__all__ = ["Judgement", "Label", "Reset", "Teleop"]  # re-exported: the typed contract's messages and service
 
 
 def to_time(stamp_ns: int) -> Time:
@@ -199,3 +200,35 @@ def label(msg: Label) -> OperatorLabel:
     if msg.episode < -1:
         raise ValueError(f"Label.episode {msg.episode}: a store index, or -1 for the current (else the last) episode")
     return OperatorLabel(episode=int(msg.episode), success=bool(msg.success), source=source, stamp_ns=from_time(msg.header.stamp))
+
+
+@dataclass(frozen=True)
+class TeleopInput:
+    """A human's input at a device as it travels (robotrl_interfaces/Teleop)."""
+
+    device: str  # TELEOP_DEVICES
+    active: bool
+    linear: np.ndarray  # (3,), each in [-1, 1]
+    yaw: float  # in [-1, 1]
+    gripper: float | None  # -1 closed .. 1 open; None: no command
+    stamp_ns: int  # when the device gave it
+
+
+def teleop_msg(device: str, active: bool, linear, yaw: float, gripper: float | None, stamp_ns: int) -> Teleop:
+    return Teleop(header=header(stamp_ns, ""), device=device, active=bool(active),
+                  linear=np.asarray(linear, np.float64), yaw=float(yaw),
+                  gripper=float("nan") if gripper is None else float(gripper))
+
+
+def teleop(msg: Teleop) -> TeleopInput:
+    """The input of ``msg``; raises ValueError naming the field for an unknown device, or an axis or gripper that is
+    not finite or leaves [-1, 1] (such a message never reaches a robot)."""
+    if msg.device not in TELEOP_DEVICES:
+        raise ValueError(f"Teleop.device {msg.device!r}: expected one of {', '.join(TELEOP_DEVICES)}")
+    for name, values in (("linear", msg.linear), ("yaw", [msg.yaw]), ("gripper", [] if np.isnan(msg.gripper) else [msg.gripper])):
+        values = np.asarray(values, np.float64)
+        if not np.isfinite(values).all() or np.abs(values).max(initial=0.0) > 1.0:
+            raise ValueError(f"Teleop.{name} {values.tolist()}: expected finite values in [-1, 1]")
+    return TeleopInput(device=msg.device, active=bool(msg.active), linear=np.asarray(msg.linear, np.float64).copy(),
+                       yaw=float(msg.yaw), gripper=None if np.isnan(msg.gripper) else float(msg.gripper),
+                       stamp_ns=from_time(msg.header.stamp))

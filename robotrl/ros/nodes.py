@@ -10,7 +10,7 @@
     learner  trains from the actor's store and publishes weight versions (``~/weights_version``)
     classifier  a reward classifier judging the task's camera frames: robotrl_interfaces/Judgement on ``~/judgement``
              (robotrl.ros.classifier_node), an actor's ``judge`` on a robot
-    ui       the operator's page (robotrl.ros.ui_node): cameras, take-over on /teleop/*, labels, scene ready, pause
+    ui       the operator's page (robotrl.ros.ui_node): cameras, take-over on /teleop/command, labels, scene ready, pause
              learning, E-STOP straight to the devices' ~/estop, /operator/hold for the actor
 
 Parameters are ROS parameters (``ros2 param list`` shows them), validated by the node kind's model in

@@ -57,7 +57,7 @@ class ActorParams(_TaskParams):
     twin: str = "/twin"  # the twin node ("" on hardware)
     judge: str = ""  # a robotrl_interfaces/Judgement topic (a reward classifier's); "": the task judges from tracked objects
     max_obs_age: float = Field(0.0, ge=0)  # s; 0: 1.5 control periods
-    teleop: bool = False  # listen to a human on /teleop/* (robotrl.ros.teleop) only where the graph says so
+    teleop: bool = False  # listen to a human on /teleop/command and /teleop/* (robotrl.ros.teleop) only where the graph says so
     checkpoint: Literal["best", "last"] = "best"
     wait_ready: bool = False  # on a robot: once the arm is home, wait for the operator's /operator/ready before each episode
 

@@ -1,8 +1,9 @@
 """The operator's page as a node of a launch graph: the same page and protocol as `robotrl ui` (robotrl.ui), bridged
 to the robot's topics instead of an in-process actor.
 
-    page input      -> /teleop/active, /teleop/twist, /teleop/gripper (robotrl.ros.teleop; the actor maps them to
-                       the task's action and flags the steps), sent at ``teleop_hz`` while a key is held
+    page input      -> /teleop/command (robotrl_interfaces/Teleop, robotrl.ros.teleop: the actor maps it to the task's
+                       action and records the steps with the device and the command's age), sent at ``teleop_hz``
+                       while a key is held, stamped with the page's input time, and once with active false at release
     E-STOP          -> each device's ~/estop (std_srvs/Trigger), called at once from this node, never through the
                        actor; and /operator/hold True (the actor stores the episode in progress and steps nothing)
     re-arm          -> each device's ~/rearm; resume -> /operator/hold False
@@ -22,11 +23,11 @@ import threading
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Empty, Float64, Int64
+from std_msgs.msg import Bool, Empty, Int64
 from std_srvs.srv import Trigger
 
 from robotrl.ros import convert
@@ -49,9 +50,7 @@ class UiBridge:
         self.frames = FrameHub()
         self._estops = [node.create_client(Trigger, f"{d}/estop") for d in devices]
         self._rearms = [node.create_client(Trigger, f"{d}/rearm") for d in devices]
-        self._active = node.create_publisher(Bool, "/teleop/active", COMMAND_QOS)
-        self._twist = node.create_publisher(Twist, "/teleop/twist", COMMAND_QOS)
-        self._gripper = node.create_publisher(Float64, "/teleop/gripper", COMMAND_QOS)
+        self._teleop = node.create_publisher(convert.Teleop, "/teleop/command", COMMAND_QOS)
         self._label = node.create_publisher(convert.Label, LABEL_TOPIC, COMMAND_QOS)
         self._ready = node.create_publisher(Empty, READY_TOPIC, COMMAND_QOS)
         self._hold = node.create_publisher(Bool, HOLD_TOPIC, LATCHED_QOS)
@@ -65,14 +64,15 @@ class UiBridge:
             node.create_subscription(PoseStamped, ee_pose, self._on_pose, qos_profile_sensor_data)
         if judgement:
             node.create_subscription(convert.Judgement, judgement, self._on_judgement, qos_profile_sensor_data)
-        self.status.update(episode=0, step=0, waiting_ready=False)
+        self.status.update(episode=0, step=0, episode_s=0.0, waiting_ready=False)
+        self._first_step_at = 0.0  # monotonic time of this episode's first judged step
         if actor:
             node.create_subscription(Int64, f"{actor}/weights_version", lambda m: self.status.update(weights_version=m.data), 10)
             node.create_subscription(Bool, f"{actor}/waiting_ready", self._on_waiting, LATCHED_QOS)
             node.create_subscription(convert.Judgement, f"{actor}/judgement", self._on_step, COMMAND_QOS)
         self.period = 1.0 / teleop_hz
         self._held: bool | None = None
-        self._was_active = False
+        self._was_active: str | None = None  # the device in control at the last tick
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ui-bridge", daemon=True)
         self._thread.start()
@@ -108,11 +108,15 @@ class UiBridge:
 
     def _on_waiting(self, msg: Bool) -> None:
         if msg.data and not self.status["waiting_ready"] and self.status["step"]:
-            self.status.update(episode=self.status["episode"] + 1, step=0)  # the last episode ended
+            self.status.update(episode=self.status["episode"] + 1, step=0, episode_s=0.0)  # the last episode ended
         self.status["waiting_ready"] = bool(msg.data)
 
     def _on_step(self, _msg) -> None:
+        now = time.monotonic()
+        if not self.status["step"]:
+            self._first_step_at = now
         self.status["step"] += 1
+        self.status["episode_s"] = now - self._first_step_at  # stops while the actor steps nothing
         self.status["recording"] = True
 
     def _on_judgement(self, msg) -> None:
@@ -136,18 +140,14 @@ class UiBridge:
             if events.ready:
                 self._ready.publish(Empty())
             current = c.current_input()
+            now_ns = self.node.get_clock().now().nanoseconds
             if current is not None:
-                msg, _age = current
-                linear = Twist()
-                linear.linear.x, linear.linear.y, linear.linear.z = msg.linear
-                linear.angular.z = msg.yaw
-                self._twist.publish(linear)
-                if msg.gripper is not None:
-                    self._gripper.publish(Float64(data=msg.gripper))
-                self._active.publish(Bool(data=True))
-            elif self._was_active:
-                self._active.publish(Bool(data=False))  # hand back now, not after the actor's deadman
-            self._was_active = current is not None
+                msg, age_ms = current  # the page's input time, on this node's ROS clock
+                self._teleop.publish(convert.teleop_msg(msg.device, True, msg.linear, msg.yaw, msg.gripper,
+                                                        now_ns - int(age_ms * 1e6)))
+            elif self._was_active is not None:  # hand back now, not after the actor's deadman
+                self._teleop.publish(convert.teleop_msg(self._was_active, False, [0, 0, 0], 0, None, now_ns))
+            self._was_active = current[0].device if current is not None else None
             c.robot = {**self.status, "holding": c.holding, "hold_reason": c.hold_reason, "estopped": c.estopped,
                        "learning_paused": c.learning_paused, "intervening": current is not None,
                        "device": current[0].device if current else None, "human": c.human(), "bounds": self.bounds}

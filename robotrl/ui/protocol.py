@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Union
 
-DEVICES = ("keyboard", "gamepad", "spacemouse")
+from robotrl.data.store import TELEOP_DEVICES as DEVICES
+
 COMMANDS = ("estop", "rearm", "resume", "pause_learning", "resume_learning", "ready", "success", "failure",
             "take_control", "release_control")
 MAX_MESSAGE_BYTES = 4096
