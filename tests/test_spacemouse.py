@@ -1,8 +1,8 @@
 """The SpaceMouse reader on replayed HID reports.
 
 The boundary we cannot reach here is the USB device, so ``ReplayDevice`` stands in for hidapi's ``hid.device``:
-same ``read(max_length, timeout_ms)``, fed report by report from tests/data/spacemouse/. Those fixtures are written
-by hand in the devices' documented report format, not captured from hardware (see their README).
+same ``read(max_length, timeout_ms)``, fed report by report from tests/data/spacemouse/. Most fixtures are written
+by hand in the devices' documented report format; one holds reports a real SpaceMouse Compact sent (see their README).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from robotrl.ui.spacemouse import (
 DATA = Path(__file__).parent / "data" / "spacemouse"
 SPACENAVIGATOR = MODELS_BY_ID[(0x046D, 0xC626)]  # split format
 WIRELESS = MODELS_BY_ID[(0x256F, 0xC62E)]  # combined format
+COMPACT = MODELS_BY_ID[(0x256F, 0xC635)]  # split format; recorded_compact.txt is its own bytes
 FIXTURES = [("split_spacenavigator.txt", SPACENAVIGATOR), ("combined_wireless.txt", WIRELESS)]
 
 
@@ -133,6 +134,17 @@ def test_reader_thread_reaches_the_last_state_of_the_replay(name, model):
     np.testing.assert_allclose(got.angular, expected.angular)
     assert (got.buttons, got.reports, got.bad_reports) == (expected.buttons, expected.reports, expected.bad_reports)
     assert got.stamp_ns > 0
+
+
+def test_a_real_devices_reports_decode_through_the_reader():
+    """A SpaceMouse Compact pressed down and tilted: its six reports, through the reader thread, leave the last
+    translation and rotation it sent (HID +z down = REP-103 -z), none skipped."""
+    got = replay("recorded_compact.txt", COMPACT, deadzone=0.0)
+    assert (got.reports, got.bad_reports, got.buttons) == (6, 0, 0)
+    np.testing.assert_allclose(got.linear, np.array([0, -13, -293]) / 350)  # tx 13, ty 0, tz 293 (0x125)
+    np.testing.assert_allclose(got.angular, np.array([0, -29, -27]) / 350)  # rx 29 (0x1d), ry 0, rz 27 (0x1b)
+    pressing = [s.linear[2] for label, s in trace("recorded_compact.txt", COMPACT).items() if label.startswith("trans")]
+    assert pressing == sorted(pressing, reverse=True)  # pressed harder report by report: ever further down
 
 
 def test_deadzone_hides_drift_and_rescales_real_deflection():
