@@ -70,7 +70,9 @@ def test_the_hardware_graph_is_deployable_and_its_twin_overlay_swaps_only_the_de
     assert actor.twin == ""  # episodes begin with /arm/home, served by the arm node (and by the twin's)
     # The overlay: the devices out, the twin in as a bare robot (no object pose), the rest exactly the hardware's.
     assert set(twin) == {"twin", "classifier", "actor", "learner", "ui"}
-    assert all(twin[n] == graph[n] for n in ("classifier", "actor", "learner", "ui"))
+    assert all(twin[n] == graph[n] for n in ("classifier", "learner", "ui"))
+    # The actor's too, but for the episodes' provenance: the twin's, though its topics are a bare robot's.
+    assert twin["actor"].validated().in_twin and actor.in_twin is None  # on the robot: from twin "", not the twin's
     t = twin["twin"].validated()
     assert not t.objects and t.task_kwargs["observation"]["cameras"] == ["front", "wrist"]
     # The topics the twin serves are the hardware nodes' (the node's name is the topic's namespace).
@@ -217,7 +219,7 @@ def test_the_hardware_graph_learns_in_the_twin_from_the_classifier_with_an_opera
         steps = slice(0, len(first["action"]) - 1)  # the last row is the final observation's padding
         assert first["intervention"][steps].any() and not first["intervention"][steps].all()
         assert set(first["intervention_source"][steps][first["intervention"][steps]]) == {source_code("teleop")}
-        assert store.meta(0).source == "intervention"
+        assert store.meta(0).source == "intervention" and all(m.twin for m in store.metas())  # the overlay's: twin
         labels = {lab.source: lab.success for lab in store.labels(0)}
         assert labels == {"operator:alice": True, "operator": False}
         assert store.judgements(0)["operator"].success is False and store.judgements(0)["operator:alice"].success is True

@@ -378,6 +378,48 @@ def test_the_quadrotor_hovers_through_ros(ros):
         twin.stop()
 
 
+def test_episodes_on_a_robot_are_not_stored_as_the_twins(ros):
+    from robotrl.runtime.actor import in_twin
+
+    node = rclpy.create_node("provenance")
+    try:
+        assert not in_twin(RosEnv(node, PICK, twin=""))  # a robot's: /arm/home starts its episodes
+        assert in_twin(RosEnv(node, PICK))  # the twin node's ~/reset starts them
+        assert in_twin(RosEnv(node, PICK, twin="", in_twin=True))  # the twin serving as a bare robot
+    finally:
+        node.destroy_node()
+
+
+def test_a_latched_estop_refuses_homing_and_no_episode_starts_until_rearmed(ros, start_twin):
+    """E-STOP goes to the device, not the actor: while latched, the arm's ~/home (what a robot's reset calls) is
+    refused with the reason, RosEnv raises ResetFailed naming the service instead of starting an episode from
+    wherever the arm stopped, and after ~/rearm the episode starts."""
+    from std_srvs.srv import Trigger
+
+    from robotrl.ros.ros_env import ResetFailed
+
+    start_twin(PICK)
+    executor, thread = ros
+    actor = rclpy.create_node("actor")
+    executor.add_node(actor)
+    thread.start()
+    env = RosEnv(actor, PICK, twin="")  # as on a robot: episodes start with /arm/home
+
+    def call(service: str):
+        client = actor.create_client(Trigger, service)
+        assert client.wait_for_service(timeout_sec=60)
+        future = client.call_async(Trigger.Request())
+        wait_for(future.done, timeout=10)
+        return future.result()
+
+    assert call("/arm/estop").success
+    with pytest.raises(ResetFailed, match="/arm/home failed: .*E-STOP is latched"):
+        env.reset()
+    assert call("/arm/rearm").success
+    obs, _ = env.reset()
+    assert env.observation_space.contains(obs)
+
+
 def test_a_human_on_the_teleop_topics_takes_over_and_the_steps_are_flagged(ros, start_twin):
     from geometry_msgs.msg import Twist, Vector3
     from std_msgs.msg import Bool

@@ -15,7 +15,9 @@ over standard ROS 2 messages, so a graph cannot tell the twin from the robot.
            ~/arm, ~/land, ~/stop, ~/estop, ~/rearm (std_srvs/Trigger)
 
 E-STOP (``~/estop``, the operator's page calls it directly, never through the actor): the device stops (arm: holds
-where it is; quadrotor: hovers, then lands after ``land_after_s``) and every command is rejected until ``~/rearm``.
+where it is; quadrotor: hovers, then lands after ``land_after_s``) and every command is rejected until ``~/rearm``,
+and so are the services that move it (~/home, ~/arm): an actor's reset then fails (RosEnv.ResetFailed) and no episode
+starts.
 Every incoming command is checked before it reaches the device: non-finite or out-of-range values are
 rejected with a logged reason and the device keeps its last safe command. With ``rate_hz`` 0 a node does not
 poll its device; its owner calls ``publish()`` (the twin's sim loop does, right after each physics advance).
@@ -83,9 +85,12 @@ class DeviceNode(Node):
         except Exception as exc:
             self.get_logger().warning(f"no reading to publish: {exc}", throttle_duration_sec=5.0)
 
-    def _trigger(self, name: str, action: Callable[[], None]) -> None:
+    def _trigger(self, name: str, action: Callable[[], None], moves: bool = False) -> None:
+        """~/<name> runs ``action``; one that ``moves`` the robot (homing, arming) is refused while E-STOP is latched."""
         def serve(_request, response):
             try:
+                if moves and self.estopped:
+                    raise RuntimeError("E-STOP is latched: call ~/rearm first")
                 with self.lock:
                     action()
                 response.success, response.message = True, f"{self.get_name()}: {name} done"
@@ -132,7 +137,7 @@ class ArmNode(DeviceNode):
         if ros2_control:
             self.create_subscription(Float64MultiArray, "/forward_position_controller/commands", self._on_joints, COMMAND_QOS)
         self._trigger("stop", arm.stop)
-        self._trigger("home", home or arm.home)
+        self._trigger("home", home or arm.home, moves=True)
         self._serve_estop()
 
     def _stop_device(self) -> None:
@@ -233,7 +238,7 @@ class QuadNode(DeviceNode):
         self.create_subscription(TwistStamped, "~/ctbr", self._on_ctbr, COMMAND_QOS)
         self.create_subscription(TwistStamped, "~/cmd_vel", self._on_velocity, COMMAND_QOS)
         self.create_subscription(PoseStamped, "~/cmd_pose", self._on_pose, COMMAND_QOS)
-        self._trigger("arm", quad.arm)
+        self._trigger("arm", quad.arm, moves=True)
         self._trigger("land", quad.land)
         self._trigger("stop", quad.stop)
         self._serve_estop()

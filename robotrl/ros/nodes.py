@@ -219,7 +219,7 @@ def actor_main(name: str) -> None:
     from robotrl.learners import make_algorithm
     from robotrl.policies import Deterministic
     from robotrl.tasks.experts import make_expert
-    from robotrl.ros.ros_env import ObservationLost, RosEnv, Stopped
+    from robotrl.ros.ros_env import ObservationLost, ResetFailed, RosEnv, Stopped
     from robotrl.runtime.actor import Actor
     from robotrl.runtime.train import RunConfig, checkpoint_path, describe_checkpoint, load_algorithm, save_run
     from robotrl.runtime.transport import FileWeights
@@ -230,7 +230,7 @@ def actor_main(name: str) -> None:
     p = declared(node, "actor")
     executor = spin_in_background(node)
     env = RosEnv(node, p.task, p.task_kwargs, twin=p.twin, max_obs_age=p.max_obs_age, stop=STOPPING, judge=p.judge,
-                 ready=READY_TOPIC if p.wait_ready else "")
+                 ready=READY_TOPIC if p.wait_ready else "", in_twin=p.in_twin)
     ros_env = env
     if p.teleop:
         from robotrl.interventions import InterventionWrapper
@@ -275,7 +275,11 @@ def actor_main(name: str) -> None:
                 while env.unwrapped.silent and not STOPPING.is_set():
                     time.sleep(0.05)
                 labels.dropped()
-                actor.restart_episode()
+                actor.drop_episode()
+                continue
+            except ResetFailed as failed:  # e.g. homing refused while E-STOP is latched: no episode until it works
+                node.get_logger().error(f"{failed}; trying again every second", throttle_duration_sec=10.0)
+                STOPPING.wait(1.0)
                 continue
             labels.apply()
             if done is not None:

@@ -61,6 +61,11 @@ class ObservationLost(RuntimeError):
     """An observation topic went silent; the message names it. The robot has been told to hold."""
 
 
+class ResetFailed(RuntimeError):
+    """The reset service (the twin's ~/reset, a device's home) answered failure; the message names it and says why.
+    No episode starts from a robot that did not reach its start."""
+
+
 class Stopped(Exception):
     """RosEnv's ``stop`` event was set while it waited for the robot (the process is stopping)."""
 
@@ -195,7 +200,7 @@ class RosEnv(gym.Env):
 
     def __init__(self, node: Node, task: str, task_kwargs: dict | None = None, twin: str = "/twin", device: str | None = None,
                  max_obs_age: float | None = None, deadline: float | None = None, timeout: float = 5.0, startup_timeout: float = 60.0,
-                 stop: threading.Event | None = None, judge: str = "", ready: str = ""):
+                 stop: threading.Event | None = None, judge: str = "", ready: str = "", in_twin: bool | None = None):
         """``node``: the actor's node (spun by the caller's executor). ``task``, ``task_kwargs``: the task and its
         config, as for the twin env (robotrl.tasks.make_task). ``twin``: the twin node's name, whose ``~/reset``
         (robotrl_interfaces/Reset) starts episodes ("" on hardware: reset calls the device's home (arm) or stop
@@ -208,7 +213,10 @@ class RosEnv(gym.Env):
         ``judge``: a robotrl_interfaces/Judgement topic whose judgement at each reading's stamp gives reward, success
         and failed (the safety costs stay the actor's own); "": the task judges from the tracked objects.
         ``ready``: a std_msgs/Empty topic (the operator's "scene is set"): every reset, after the home / reset call,
-        waits for a message on it sent after the reset began, calling ``idle`` (when set) while it waits."""
+        waits for a message on it sent after the reset began, calling ``idle`` (when set) while it waits.
+        ``in_twin``: whether the devices behind the topics are the MuJoCo twin, stored with each episode (default:
+        whether ``twin`` names a twin node; a twin serving as a bare robot cannot be told from one, so say it)."""
+        self.in_twin = bool(twin) if in_twin is None else in_twin
         self.task = make_task(task, **(task_kwargs or {}))
         self.config, self.safety = self.task.config, self.task.safety_filter()
         self.processor = ObservationProcessor(self.config.observation, self.task.state_dims())
@@ -339,6 +347,8 @@ class RosEnv(gym.Env):
         twin = self._reset.srv_type is convert.Reset
         request = convert.Reset.Request(seed=-1 if seed is None else seed) if twin else Trigger.Request()
         result = self._call(self._reset, request, self.startup_timeout)  # a robot's reset (homing) takes seconds
+        if not result.success:
+            raise ResetFailed(f"{self._reset.srv_name} failed: {result.message or 'no reason given'}")
         stamp = convert.from_time(result.stamp) if twin else 0  # where the twin's new episode starts
         if self.ready:
             self._await_ready(began)

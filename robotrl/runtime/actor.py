@@ -66,7 +66,7 @@ class Actor:
         episode seed sequence and the random warm-up where they stopped."""
         self.env, self.policy, self.transport, self.limiter = env, policy, transport, limiter
         self.recorder = EpisodeRecorder(store)
-        self.task, self.robot = task, robot_name(env)
+        self.task, self.robot, self.in_twin = task, robot_name(env), in_twin(env)
         self.random_steps, self.poll_every, self.seed = random_steps, poll_every, seed
         self.weights_version = -1
         self.env_steps, self.episodes = resume_at
@@ -88,10 +88,10 @@ class Actor:
         self._return, self._intervened, self._success, self.episode_step = 0.0, False, False, 0
         return obs
 
-    def restart_episode(self) -> None:
-        """Drop the episode in progress (it never reaches the store) and start it over, e.g. after the robot
-        lost its observations mid-episode."""
-        self._obs = self._begin()
+    def drop_episode(self) -> None:
+        """Drop the episode in progress (it never reaches the store), e.g. after the robot lost its observations
+        mid-episode; the next step() starts it over."""
+        self.recording, self._obs = False, None
 
     def cut_episode(self) -> dict[str, Any] | None:
         """Store the episode in progress as it stands, truncated (the operator stopped the robot), if it has a
@@ -139,7 +139,7 @@ class Actor:
 
     def _finish(self) -> dict[str, Any]:
         meta = EpisodeMeta(source="intervention" if self._intervened else "online", task=self.task, robot=self.robot,
-                           success=self._success, ret=self._return, seed=self.seed + self.episodes)
+                           success=self._success, ret=self._return, seed=self.seed + self.episodes, twin=self.in_twin)
         index = self.recorder.finish(meta)
         self.last_stored = index  # before `recording` drops: a label arriving now finds the episode it means
         self.recording = False
@@ -179,6 +179,12 @@ def robot_name(env: gym.Env) -> str:
     return str(getattr(getattr(env.unwrapped, "config", None), "robot", ""))
 
 
+def in_twin(env: gym.Env) -> bool:
+    """Whether ``env``'s episodes happen in the MuJoCo twin, stored with every episode: an env over a robot's topics
+    says so with ``in_twin`` (robotrl.ros.RosEnv); any other env is the twin."""
+    return bool(getattr(env.unwrapped, "in_twin", True))
+
+
 def episode_steps(env: gym.Env, policy: Policy, seed: int) -> Iterator[tuple[Any, Any, float, bool, dict]]:
     """One episode of ``policy`` (reset first), as (obs, action, reward, terminated, info) per step, after a first
     (reset obs, None, 0.0, False, reset info)."""
@@ -207,7 +213,7 @@ def record_episode(env: gym.Env, policy: Policy, recorder: EpisodeRecorder, seed
             recorder.step(action, reward, obs, terminated, **step_fields(info))
             ret += reward
     meta = EpisodeMeta(source=source, task=task, robot=robot_name(env), success=step_fields(info)["success"], ret=ret,
-                       seed=seed)
+                       seed=seed, twin=in_twin(env))
     if keep_failures or info.get("success") is not False:
         recorder.finish(meta)
     return meta, info.get("success")
