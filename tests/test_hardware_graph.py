@@ -72,7 +72,7 @@ def test_the_hardware_graph_is_deployable_and_its_twin_overlay_swaps_only_the_de
     assert set(twin) == {"twin", "classifier", "actor", "learner", "ui"}
     assert all(twin[n] == graph[n] for n in ("classifier", "learner", "ui"))
     # The actor's too, but for the episodes' provenance: the twin's, though its topics are a bare robot's.
-    assert twin["actor"].validated().in_twin and actor.in_twin is None  # on the robot: from twin "", not the twin's
+    assert twin["actor"].validated().in_twin and not actor.in_twin  # on the robot (twin ""): stored as the robot's
     t = twin["twin"].validated()
     assert not t.objects and t.task_kwargs["observation"]["cameras"] == ["front", "wrist"]
     # The topics the twin serves are the hardware nodes' (the node's name is the topic's namespace).

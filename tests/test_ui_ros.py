@@ -99,6 +99,9 @@ def test_the_operator_page_runs_the_hardware_graph_in_the_twin(tmp_path, monkeyp
             page.keyboard.down("KeyR")  # +z: the scripted expert would go down to the cube
             for _ in range(30):
                 executor.spin_once(timeout_sec=0.05)
+            # The actor's ~/step reaches the page: the policy's action beside the executed one, the intervention rate.
+            wait_for(lambda: page.locator("#actions .bar").count() == 4, 10, "the actions on the page")
+            wait_for(lambda: page.inner_text("#irate") != "0 %", 10, "the intervention rate on the page")
             page.click("#success")
             page.keyboard.up("KeyR")
             page.click("#estop")

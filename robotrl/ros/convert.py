@@ -22,13 +22,13 @@ from robotrl.data.store import TELEOP_DEVICES
 from robotrl.interfaces import ArmState, CameraIntrinsics, Frame, QuadCommand, QuadState
 
 try:
-    from robotrl_interfaces.msg import Judgement, Label, Teleop
+    from robotrl_interfaces.msg import ActorStep, Judgement, Label, Teleop
     from robotrl_interfaces.srv import Reset
 except ImportError as e:  # pragma: no cover - scripts/install.sh builds it
-    raise ImportError("robotrl_interfaces (robotrl's ROS messages: Judgement, Label, Teleop, Reset) is not built in this Python: "
+    raise ImportError("robotrl_interfaces (robotrl's ROS messages: ActorStep, Judgement, Label, Teleop, Reset) is not built in this Python: "
                       "run scripts/build_interfaces.sh (no ROS install needed), or build ros_ws with colcon") from e
 
-__all__ = ["Judgement", "Label", "Reset", "Teleop"]  # re-exported: the typed contract's messages and service
+__all__ = ["ActorStep", "Judgement", "Label", "Reset", "Teleop"]  # re-exported: the typed contract's messages and service
 
 
 def to_time(stamp_ns: int) -> Time:
@@ -232,3 +232,11 @@ def teleop(msg: Teleop) -> TeleopInput:
     return TeleopInput(device=msg.device, active=bool(msg.active), linear=np.asarray(msg.linear, np.float64).copy(),
                        yaw=float(msg.yaw), gripper=None if np.isnan(msg.gripper) else float(msg.gripper),
                        stamp_ns=from_time(msg.header.stamp))
+
+
+def actor_step_msg(stamp_ns: int, episode: int, step: int, policy_action, executed_action, source: str,
+                   intervention_rate: float) -> ActorStep:
+    return ActorStep(header=header(stamp_ns, ""), episode=int(episode), step=int(step),
+                     policy_action=np.asarray(policy_action, np.float64).ravel().tolist(),
+                     executed_action=np.asarray(executed_action, np.float64).ravel().tolist(), source=source,
+                     intervention_rate=float(intervention_rate))

@@ -219,6 +219,8 @@ def actor_main(name: str) -> None:
     from robotrl.learners import make_algorithm
     from robotrl.policies import Deterministic
     from robotrl.tasks.experts import make_expert
+    from robotrl.ros import convert
+    from robotrl.ros.devices import COMMAND_QOS
     from robotrl.ros.ros_env import ObservationLost, ResetFailed, RosEnv, Stopped
     from robotrl.runtime.actor import Actor
     from robotrl.runtime.train import RunConfig, checkpoint_path, describe_checkpoint, load_algorithm, save_run
@@ -260,6 +262,7 @@ def actor_main(name: str) -> None:
         actor = Actor(env, policy, store, p.task, transport, random_steps=p.random_steps, poll_every=10, seed=p.seed)
         labels.actor = actor
         versions = node.create_publisher(Int64, "~/weights_version", 10)
+        steps = node.create_publisher(convert.ActorStep, "~/step", COMMAND_QOS)
         node.get_logger().info(f"acting on {p.task} with policy {p.policy!r}, episodes into {store_path}")
         while not STOPPING.is_set() and (p.episodes <= 0 or actor.episodes < p.episodes):
             if hold.value:  # the operator holds the robot: keep what was recorded, step nothing until released
@@ -269,7 +272,12 @@ def actor_main(name: str) -> None:
                 time.sleep(0.02)
                 continue
             try:
+                episode = actor.episodes  # the index the episode of this step gets (step() may begin it)
                 done = actor.step()
+                info = actor.last_info
+                steps.publish(convert.actor_step_msg(ros_env.state.stamp_ns, episode, actor.episode_step,
+                                                     actor.last_policy_action, info.get("action", actor.last_policy_action),
+                                                     actor.last_source, info.get("intervention_rate", 0.0)))
             except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
                 node.get_logger().error(f"episode dropped: {lost}")
                 while env.unwrapped.silent and not STOPPING.is_set():

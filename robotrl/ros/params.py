@@ -55,7 +55,7 @@ class ActorParams(_TaskParams):
     seed: int = 0
     random_steps: int = Field(0, ge=0)
     twin: str = "/twin"  # the twin node ("" on hardware)
-    in_twin: bool | None = None  # the devices are the twin (stored with each episode); None: whether ``twin`` is set
+    in_twin: bool = False  # the devices are the twin though ``twin`` is "" (stored with each episode; set ``twin``: twin)
     judge: str = ""  # a robotrl_interfaces/Judgement topic (a reward classifier's); "": the task judges from tracked objects
     max_obs_age: float = Field(0.0, ge=0)  # s; 0: 1.5 control periods
     teleop: bool = False  # listen to a human on /teleop/command and /teleop/* (robotrl.ros.teleop) only where the graph says so

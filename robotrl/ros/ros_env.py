@@ -200,7 +200,7 @@ class RosEnv(gym.Env):
 
     def __init__(self, node: Node, task: str, task_kwargs: dict | None = None, twin: str = "/twin", device: str | None = None,
                  max_obs_age: float | None = None, deadline: float | None = None, timeout: float = 5.0, startup_timeout: float = 60.0,
-                 stop: threading.Event | None = None, judge: str = "", ready: str = "", in_twin: bool | None = None):
+                 stop: threading.Event | None = None, judge: str = "", ready: str = "", in_twin: bool = False):
         """``node``: the actor's node (spun by the caller's executor). ``task``, ``task_kwargs``: the task and its
         config, as for the twin env (robotrl.tasks.make_task). ``twin``: the twin node's name, whose ``~/reset``
         (robotrl_interfaces/Reset) starts episodes ("" on hardware: reset calls the device's home (arm) or stop
@@ -214,9 +214,9 @@ class RosEnv(gym.Env):
         and failed (the safety costs stay the actor's own); "": the task judges from the tracked objects.
         ``ready``: a std_msgs/Empty topic (the operator's "scene is set"): every reset, after the home / reset call,
         waits for a message on it sent after the reset began, calling ``idle`` (when set) while it waits.
-        ``in_twin``: whether the devices behind the topics are the MuJoCo twin, stored with each episode (default:
-        whether ``twin`` names a twin node; a twin serving as a bare robot cannot be told from one, so say it)."""
-        self.in_twin = bool(twin) if in_twin is None else in_twin
+        ``in_twin``: the devices behind the topics are the MuJoCo twin, stored with each episode (a twin serving as a
+        bare robot cannot be told from one, so say it; a ``twin`` node implies it)."""
+        self.in_twin = bool(twin) or in_twin
         self.task = make_task(task, **(task_kwargs or {}))
         self.config, self.safety = self.task.config, self.task.safety_filter()
         self.processor = ObservationProcessor(self.config.observation, self.task.state_dims())

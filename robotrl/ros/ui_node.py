@@ -11,8 +11,9 @@ to the robot's topics instead of an in-process actor.
     pause learning  -> /operator/learning False (the learner node pauses its updates)
     cameras         <- ``cameras`` image topics (their arrival time is the frame's stamp: the page's age meter
                        then leaves out the camera-to-node transport)
-    status          <- the end-effector pose, the classifier's judgement, and the actor's: steps judged this episode
-                       (~/judgement), whether it waits for the scene (~/waiting_ready), its weights version
+    status          <- the end-effector pose, the classifier's judgement, and the actor's: each step (~/step: episode,
+                       step, the policy's action beside the executed one, who acted, the intervention rate), whether
+                       it waits for the scene (~/waiting_ready), its weights version
 
 A lost page (no heartbeat for 0.5 s) holds the robot through /operator/hold, as in the twin session.
 """
@@ -69,7 +70,7 @@ class UiBridge:
         if actor:
             node.create_subscription(Int64, f"{actor}/weights_version", lambda m: self.status.update(weights_version=m.data), 10)
             node.create_subscription(Bool, f"{actor}/waiting_ready", self._on_waiting, LATCHED_QOS)
-            node.create_subscription(convert.Judgement, f"{actor}/judgement", self._on_step, COMMAND_QOS)
+            node.create_subscription(convert.ActorStep, f"{actor}/step", self._on_step, COMMAND_QOS)
         self.period = 1.0 / teleop_hz
         self._held: bool | None = None
         self._was_active: str | None = None  # the device in control at the last tick
@@ -108,16 +109,18 @@ class UiBridge:
 
     def _on_waiting(self, msg: Bool) -> None:
         if msg.data and not self.status["waiting_ready"] and self.status["step"]:
-            self.status.update(episode=self.status["episode"] + 1, step=0, episode_s=0.0)  # the last episode ended
+            self.status.update(episode=self.status["episode"] + 1, step=0, episode_s=0.0)  # the next episode's turn
         self.status["waiting_ready"] = bool(msg.data)
 
-    def _on_step(self, _msg) -> None:
+    def _on_step(self, msg) -> None:
         now = time.monotonic()
-        if not self.status["step"]:
+        if msg.step == 1:
             self._first_step_at = now
-        self.status["step"] += 1
-        self.status["episode_s"] = now - self._first_step_at  # stops while the actor steps nothing
-        self.status["recording"] = True
+        self.status.update(episode=msg.episode, step=msg.step, recording=True,
+                           episode_s=now - self._first_step_at,  # stops while the actor steps nothing
+                           policy_action=np.round(msg.policy_action, 3).tolist(),
+                           executed_action=np.round(msg.executed_action, 3).tolist(),
+                           acted_by=msg.source, intervention_rate=msg.intervention_rate)
 
     def _on_judgement(self, msg) -> None:
         j = convert.judgement(msg)

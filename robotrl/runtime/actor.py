@@ -77,6 +77,7 @@ class Actor:
         self._obs: Any = None  # the current observation; None: the next step() starts an episode
         self.last_info: dict[str, Any] = {}  # the last step's info (the operator's page shows it)
         self.last_policy_action: np.ndarray | None = None  # what the policy proposed at the last step
+        self.last_source = ""  # who acted at the last step (the store's intervention source)
         self.episode_step = 0  # steps of the episode in progress
 
     def _begin(self):
@@ -128,7 +129,7 @@ class Actor:
         # Who acted, the cost per safety limit, and the judgements by provenance (step_fields); success is the
         # env's own verdict (envs that report none: never, see SuccessInfo).
         fields = step_fields(info, acted_by="random" if random else "policy")
-        intervened, success = fields["intervention"], fields["success"]
+        intervened, success, self.last_source = fields["intervention"], fields["success"], fields["source"]
         self.recorder.step(executed, reward, obs, terminated, **fields)
         self._obs, self._return, self.last_info = obs, self._return + float(reward), info
         self._success = success
