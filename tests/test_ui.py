@@ -48,7 +48,7 @@ def test_a_page_silent_for_half_a_second_loses_control_and_the_robot_holds_until
 
     clock = [0.0]
     monkeypatch.setattr(console_module, "now_ms", lambda: clock[0])
-    console = Console(mapping=lambda *a: None)
+    console = Console()
     console.take_control(1)
     console.command(1, Command("resume"))
     clock[0] = 450.0

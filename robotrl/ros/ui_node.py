@@ -46,7 +46,7 @@ class UiBridge:
                  threshold: float | None = None, actor: str = "/actor", bounds: dict | None = None,
                  teleop_hz: float = 50.0):
         self.node, self.threshold, self.bounds = node, threshold, bounds
-        self.console = Console(mapping=lambda *a: None, on_estop=[self._estop], on_rearm=[self._rearm],
+        self.console = Console(on_estop=[self._estop], on_rearm=[self._rearm],
                                learning=self._learning)
         self.frames = FrameHub()
         self._estops = [node.create_client(Trigger, f"{d}/estop") for d in devices]

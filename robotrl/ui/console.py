@@ -37,13 +37,14 @@ class Events:
 
 class Console:
     """``mapping(obs, linear, yaw, gripper) -> action`` turns the human's input into the task's action
-    (robotrl.tasks.teleop.TeleopMapping); ``stale_ms``: input older than this is no input (a page that stopped
+    (robotrl.tasks.teleop.TeleopMapping; None until the task is known, or where the input is only forwarded, as by a
+    graph's ui node: then the console is no TeleopSource); ``stale_ms``: input older than this is no input (a page that stopped
     sending while a key was down); ``on_estop``: the device stops, called at once on E-STOP; ``on_rearm``: the
     devices' re-arm."""
 
     source = "teleop"
 
-    def __init__(self, mapping: Callable[..., np.ndarray], stale_ms: float = 250.0, heartbeat_s: float = HEARTBEAT_S,
+    def __init__(self, mapping: Callable[..., np.ndarray] | None = None, stale_ms: float = 250.0, heartbeat_s: float = HEARTBEAT_S,
                  on_estop: list[Callable[[], None]] | None = None, on_rearm: list[Callable[[], None]] | None = None,
                  learning: Callable[[bool], None] | None = None):
         self.mapping, self.stale_ms, self.heartbeat_s = mapping, stale_ms, heartbeat_s
@@ -193,6 +194,8 @@ class Console:
             return None
         msg, self.age_ms = current
         self.device = msg.device
+        if self.mapping is None:
+            raise RuntimeError("Console.poll: no mapping from the human's input to the task's action (set .mapping)")
         return self.mapping(obs, np.asarray(msg.linear), msg.yaw, msg.gripper)
 
     def human(self) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ class TwinSession:
                  transport: Any = None, learning: Callable[[bool], None] | None = None, trace: int = 2000):
         self.make_env, self.make_policy, self.store_path, self.task = make_env, make_policy, Path(store), task
         self.seed, self.wait_ready, self.land_after_s, self.transport = seed, wait_ready, land_after_s, transport
-        self.console = Console(mapping=lambda *a: None, on_estop=[self.stop_devices], learning=learning)
+        self.console = Console(on_estop=[self.stop_devices], learning=learning)
         self.frames = FrameHub()
         self.ticks = 0  # control periods since start, stepping or holding
         self.trace: deque[dict[str, Any]] = deque(maxlen=trace)  # per tick: what the devices were told (tests)
