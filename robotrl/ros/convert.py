@@ -25,7 +25,8 @@ try:
     from robotrl_interfaces.msg import ActorStep, Judgement, Label, Teleop
     from robotrl_interfaces.srv import Reset
 except ImportError as e:  # pragma: no cover - scripts/install.sh builds it
-    raise ImportError("robotrl_interfaces (robotrl's ROS messages: ActorStep, Judgement, Label, Teleop, Reset) is not built in this Python: "
+    raise ImportError("robotrl_interfaces (robotrl's ROS messages: ActorStep, Judgement, Label, Teleop, Reset) is not "
+                      "built in this Python: "
                       "run scripts/build_interfaces.sh (no ROS install needed), or build ros_ws with colcon") from e
 
 __all__ = ["ActorStep", "Judgement", "Label", "Reset", "Teleop"]  # re-exported: the typed contract's messages and service
@@ -225,7 +226,8 @@ def teleop(msg: Teleop) -> TeleopInput:
     not finite or leaves [-1, 1] (such a message never reaches a robot)."""
     if msg.device not in TELEOP_DEVICES:
         raise ValueError(f"Teleop.device {msg.device!r}: expected one of {', '.join(TELEOP_DEVICES)}")
-    for name, values in (("linear", msg.linear), ("yaw", [msg.yaw]), ("gripper", [] if np.isnan(msg.gripper) else [msg.gripper])):
+    gripper = [] if np.isnan(msg.gripper) else [msg.gripper]  # NaN: no gripper command
+    for name, values in (("linear", msg.linear), ("yaw", [msg.yaw]), ("gripper", gripper)):
         values = np.asarray(values, np.float64)
         if not np.isfinite(values).all() or np.abs(values).max(initial=0.0) > 1.0:
             raise ValueError(f"Teleop.{name} {values.tolist()}: expected finite values in [-1, 1]")

@@ -274,10 +274,10 @@ def actor_main(name: str) -> None:
             try:
                 episode = actor.episodes  # the index the episode of this step gets (step() may begin it)
                 done = actor.step()
-                info = actor.last_info
-                steps.publish(convert.actor_step_msg(ros_env.state.stamp_ns, episode, actor.episode_step,
-                                                     actor.last_policy_action, info.get("action", actor.last_policy_action),
-                                                     actor.last_source, info.get("intervention_rate", 0.0)))
+                info, proposed = actor.last_info, actor.last_policy_action
+                steps.publish(convert.actor_step_msg(ros_env.state.stamp_ns, episode, actor.episode_step, proposed,
+                                                     info.get("action", proposed), actor.last_source,
+                                                     info.get("intervention_rate", 0.0)))
             except ObservationLost as lost:  # the watchdog already held the robot; drop the episode, wait, go on
                 node.get_logger().error(f"episode dropped: {lost}")
                 while env.unwrapped.silent and not STOPPING.is_set():

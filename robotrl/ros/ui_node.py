@@ -46,8 +46,7 @@ class UiBridge:
                  threshold: float | None = None, actor: str = "/actor", bounds: dict | None = None,
                  teleop_hz: float = 50.0):
         self.node, self.threshold, self.bounds = node, threshold, bounds
-        self.console = Console(on_estop=[self._estop], on_rearm=[self._rearm],
-                               learning=self._learning)
+        self.console = Console(on_estop=[self._estop], on_rearm=[self._rearm], learning=self._learning)
         self.frames = FrameHub()
         self._estops = [node.create_client(Trigger, f"{d}/estop") for d in devices]
         self._rearms = [node.create_client(Trigger, f"{d}/rearm") for d in devices]
@@ -66,7 +65,7 @@ class UiBridge:
         if judgement:
             node.create_subscription(convert.Judgement, judgement, self._on_judgement, qos_profile_sensor_data)
         self.status.update(episode=0, step=0, episode_s=0.0, waiting_ready=False)
-        self._first_step_at = 0.0  # monotonic time of this episode's first judged step
+        self._first_step_at = 0.0  # monotonic time of this episode's first step
         if actor:
             node.create_subscription(Int64, f"{actor}/weights_version", lambda m: self.status.update(weights_version=m.data), 10)
             node.create_subscription(Bool, f"{actor}/waiting_ready", self._on_waiting, LATCHED_QOS)
@@ -120,7 +119,7 @@ class UiBridge:
                            episode_s=now - self._first_step_at,  # stops while the actor steps nothing
                            policy_action=np.round(msg.policy_action, 3).tolist(),
                            executed_action=np.round(msg.executed_action, 3).tolist(),
-                           acted_by=msg.source, intervention_rate=msg.intervention_rate)
+                           intervention_rate=msg.intervention_rate)
 
     def _on_judgement(self, msg) -> None:
         j = convert.judgement(msg)
