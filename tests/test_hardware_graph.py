@@ -70,9 +70,15 @@ def test_the_hardware_graph_is_deployable_and_its_twin_overlay_swaps_only_the_de
     assert actor.twin == ""  # episodes begin with /arm/home, served by the arm node (and by the twin's)
     # The overlay: the devices out, the twin in as a bare robot (no object pose), the rest exactly the hardware's.
     assert set(twin) == {"twin", "classifier", "actor", "learner", "ui"}
-    assert all(twin[n] == graph[n] for n in ("classifier", "learner", "ui"))
-    # The actor's too, but for the episodes' provenance: the twin's, though its topics are a bare robot's.
+    assert all(twin[n] == graph[n] for n in ("classifier", "learner"))
+    # The actor's and the page's too, but for the episodes' provenance (the twin's, though its topics are a bare
+    # robot's) and the scene: on "Scene ready" the twin sets it, where on the robot a person has.
     assert twin["actor"].validated().in_twin and not actor.in_twin  # on the robot (twin ""): stored as the robot's
+    assert twin["ui"].validated().scene_reset == "/twin/reset" and not graph["ui"].validated().scene_reset
+    for n in ("actor", "ui"):
+        differ = {k for k in twin[n].parameters.keys() | graph[n].parameters.keys()
+                  if twin[n].parameters.get(k) != graph[n].parameters.get(k)}
+        assert differ == {"actor": {"in_twin"}, "ui": {"scene_reset"}}[n], (n, differ)
     t = twin["twin"].validated()
     assert not t.objects and t.task_kwargs["observation"]["cameras"] == ["front", "wrist"]
     # The topics the twin serves are the hardware nodes' (the node's name is the topic's namespace).

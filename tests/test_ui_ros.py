@@ -123,6 +123,7 @@ def test_the_operator_page_runs_the_hardware_graph_in_the_twin(tmp_path, monkeyp
             browser.close()
         arm_log = (tmp_path / "twin.log").read_text()
         assert "estop done" in arm_log
+        assert "/twin/reset: episode 1; scene ready" in (tmp_path / "ui.log").read_text()  # the twin set the scene
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGINT)

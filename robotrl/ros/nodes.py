@@ -392,7 +392,7 @@ def ui_main(name: str) -> None:
         lo, hi = ArmParams.load(p.robot).workspace
         bounds = {"min": list(map(float, lo)), "max": list(map(float, hi))}
     bridge = UiBridge(node, p.devices, p.cameras, p.ee_pose, p.judgement, None if p.threshold < 0 else p.threshold,
-                      p.actor, bounds, p.teleop_hz)
+                      p.actor, bounds, p.teleop_hz, p.scene_reset)
     executor = spin_in_background(node)
     run = Path(p.run) if p.run else None
     server = UiServer(bridge.console, bridge.frames, p.host, p.port, p.token or None, run_dir=run,

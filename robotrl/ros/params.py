@@ -142,6 +142,9 @@ class UiParams(NodeParams):
     judgement: str = ""  # a classifier's robotrl_interfaces/Judgement topic
     threshold: float = -1.0  # the classifier's threshold, drawn on its meter (< 0: 0.5)
     actor: str = "/actor"  # the actor node: its steps, its waiting for the scene, its weights version
+    # A robotrl_interfaces/Reset service that "Scene ready" calls before the actor hears it: in the twin the twin
+    # sets the scene the operator would (hardware_pick_twin: /twin/reset); "": none (on a robot a person sets it).
+    scene_reset: str = ""
     robot: str = ""  # configs/robots/<robot>.yaml: the workspace box drawn on the page ("": none)
     run: str = ""  # the learner's run folder: curves and episodes in the learning view
     teleop_hz: float = Field(50.0, gt=0)

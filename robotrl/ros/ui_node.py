@@ -7,7 +7,8 @@ to the robot's topics instead of an in-process actor.
     E-STOP          -> each device's ~/estop (std_srvs/Trigger), called at once from this node, never through the
                        actor; and /operator/hold True (the actor stores the episode in progress and steps nothing)
     re-arm          -> each device's ~/rearm; resume -> /operator/hold False
-    success/failure -> /operator/label (episode -1: the one in progress); scene ready -> /operator/ready
+    success/failure -> /operator/label (episode -1: the one in progress); scene ready -> /operator/ready (after
+                       ``scene_reset``, a robotrl_interfaces/Reset service, answered: the twin setting the scene)
     pause learning  -> /operator/learning False (the learner node pauses its updates)
     cameras         <- ``cameras`` image topics (their arrival time is the frame's stamp: the page's age meter
                        then leaves out the camera-to-node transport)
@@ -44,7 +45,7 @@ class UiBridge:
 
     def __init__(self, node: Node, devices: list[str], cameras: list[str], ee_pose: str = "", judgement: str = "",
                  threshold: float | None = None, actor: str = "/actor", bounds: dict | None = None,
-                 teleop_hz: float = 50.0):
+                 teleop_hz: float = 50.0, scene_reset: str = ""):
         self.node, self.threshold, self.bounds = node, threshold, bounds
         self.console = Console(on_estop=[self._estop], on_rearm=[self._rearm], learning=self._learning)
         self.frames = FrameHub()
@@ -53,6 +54,7 @@ class UiBridge:
         self._teleop = node.create_publisher(convert.Teleop, "/teleop/command", COMMAND_QOS)
         self._label = node.create_publisher(convert.Label, LABEL_TOPIC, COMMAND_QOS)
         self._ready = node.create_publisher(Empty, READY_TOPIC, COMMAND_QOS)
+        self._scene_reset = node.create_client(convert.Reset, scene_reset) if scene_reset else None
         self._hold = node.create_publisher(Bool, HOLD_TOPIC, LATCHED_QOS)
         self._learn = node.create_publisher(Bool, LEARNING_TOPIC, LATCHED_QOS)
         self.status: dict = {}
@@ -93,6 +95,20 @@ class UiBridge:
             log = self.node.get_logger()
             (log.info if result.success else log.error)(f"{service}: {result.message}")
         return done
+
+    def _scene_ready(self) -> None:
+        """/operator/ready, once ``scene_reset`` (if any) has set the scene; a refused reset is logged, no ready."""
+        if self._scene_reset is None:
+            return self._ready.publish(Empty())
+
+        def done(future) -> None:
+            result = future.result()
+            if result.success:
+                self.node.get_logger().info(f"{self._scene_reset.srv_name}: {result.message}; scene ready")
+                self._ready.publish(Empty())
+            else:
+                self.node.get_logger().error(f"{self._scene_reset.srv_name} failed: {result.message}; not ready")
+        self._scene_reset.call_async(convert.Reset.Request(seed=-1)).add_done_callback(done)
 
     def _learning(self, on: bool) -> None:
         self._learn.publish(Bool(data=on))
@@ -140,7 +156,7 @@ class UiBridge:
             for success in events.labels:
                 self._label.publish(convert.label_msg(-1, success, "operator", time.time_ns()))
             if events.ready:
-                self._ready.publish(Empty())
+                self._scene_ready()
             current = c.current_input()
             now_ns = self.node.get_clock().now().nanoseconds
             if current is not None:
