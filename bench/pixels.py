@@ -238,8 +238,11 @@ def summarize(jobs: dict[str, dict[str, dict]], final_episodes: int) -> dict:
             row = {"first_hit": first_hit(r["curve"]), "stays_from": stays_from(r["curve"]),
                    "final": {k: {"success": v, "ci": [round(x, 3) for x in wilson_interval(v, final_episodes)]}
                              for k, v in r["final"].items()},
-                   "train_wall_min": round(run_wall_s(r["curve"]) / 60, 1),
+                   # SB3 reports its own (a capped run may end before its first evaluation); ours sum their curve's
+                   "train_wall_min": round(r.get("train_wall_s", run_wall_s(r["curve"])) / 60, 1),
                    "critic_updates_per_s": critic_updates_per_s(r["curve"])}
+            if "env_steps_reached" in r:
+                row["env_steps_reached"], row["capped"] = r["env_steps_reached"], r.get("capped", False)
             if r.get("classifier"):
                 c = r["classifier"]
                 row["classifier"] = {k: c[k] for k in ("precision", "recall", "predicted_positives", "threshold")}
