@@ -63,10 +63,10 @@ Source = Literal["demo", "intervention", "online", "eval"]
 STEP_KEYS = ("action", "reward", "is_terminal", "is_last", "intervention", "intervention_source")
 V1_STEP_KEYS = ("action", "reward", "is_terminal", "is_last", "intervention", "success")
 RESERVED = frozenset(STEP_KEYS) | {"success"}
-GROUPS = ("cost", "truth", "classifier", "teleop")
+GROUPS = ("cost", "truth", "classifier", "teleop")  # per-row columns recorded with the episode, grouped by provenance
 # Columns only some episodes have (an episode nobody took over at a device reports no command age): a store fills
 # them for the episodes without, and takes them when they first come, filled for the episodes before.
-OPTIONAL_COLUMNS: dict[str, float] = {"teleop/age_ms": np.nan}  # per-row columns recorded with the episode, grouped by provenance
+OPTIONAL_COLUMNS: dict[str, float] = {"teleop/age_ms": np.nan}
 # Who acted at a step; the stored code is the index. "policy": the policy (or scripted expert) acting; "teleop": a
 # human at an input device (SpaceMouse, the web UI's /teleop topics); "scripted": a scripted human
 # (ScriptedIntervener); "shield": a safety shield's backup action; "random": the actor's random warm-up; "keyboard",

@@ -158,17 +158,18 @@ class UiBridge:
             if events.ready:
                 self._scene_ready()
             current = c.current_input()
+            device = current[0].device if current is not None else None
             now_ns = self.node.get_clock().now().nanoseconds
             if current is not None:
                 msg, age_ms = current  # the page's input time, on this node's ROS clock
-                self._teleop.publish(convert.teleop_msg(msg.device, True, msg.linear, msg.yaw, msg.gripper,
+                self._teleop.publish(convert.teleop_msg(device, True, msg.linear, msg.yaw, msg.gripper,
                                                         now_ns - int(age_ms * 1e6)))
             elif self._was_active is not None:  # hand back now, not after the actor's deadman
                 self._teleop.publish(convert.teleop_msg(self._was_active, False, [0, 0, 0], 0, None, now_ns))
-            self._was_active = current[0].device if current is not None else None
+            self._was_active = device
             c.robot = {**self.status, "holding": c.holding, "hold_reason": c.hold_reason, "estopped": c.estopped,
                        "learning_paused": c.learning_paused, "intervening": current is not None,
-                       "device": current[0].device if current else None, "human": c.human(), "bounds": self.bounds}
+                       "device": device, "human": c.human(), "bounds": self.bounds}
 
     def close(self) -> None:
         self._stop.set()

@@ -38,9 +38,9 @@ class Events:
 class Console:
     """``mapping(obs, linear, yaw, gripper) -> action`` turns the human's input into the task's action
     (robotrl.tasks.teleop.TeleopMapping; None until the task is known, or where the input is only forwarded, as by a
-    graph's ui node: then the console is no TeleopSource); ``stale_ms``: input older than this is no input (a page that stopped
-    sending while a key was down); ``on_estop``: the device stops, called at once on E-STOP; ``on_rearm``: the
-    devices' re-arm."""
+    graph's ui node: then the console is no TeleopSource); ``stale_ms``: input older than this is no input (a page
+    that stopped sending while a key was down); ``on_estop``: the device stops, called at once on E-STOP;
+    ``on_rearm``: the devices' re-arm."""
 
     source = "teleop"
 
