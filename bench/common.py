@@ -172,20 +172,29 @@ def plot_curves(jobs: dict[str, dict[str, dict]], path: Path, colors: dict[str, 
     plt.close(fig)
 
 
-def record_demos(path: Path, n: int, seed: int, env_id: str, env_kwargs: dict, classifier: str | None = None) -> Path:
+def record_demos(path: Path, n: int, seed: int, env_id: str, env_kwargs: dict, classifier: str | None = None,
+                 max_tries: int = 3) -> Path:
     """``n`` scripted demos in the store at ``path`` (the ones it holds already count: a stopped job goes on), seeds
-    1000*(seed+1)+i, apart from evaluation seeds. With a reward ``classifier``, recorded through it: their rewards
-    and ends are its verdicts, as when an operator records demos on the robot."""
+    1000*(seed+1)+i, apart from evaluation seeds. A demo set holds successes, as ``robotrl record`` keeps it: an
+    episode its judge calls a failure is left out and the next seed tried (at most ``max_tries`` * n seeds). With a
+    reward ``classifier``, recorded through it: rewards, ends and the judge are its verdicts, as when an operator
+    records demos on the robot -- a demo whose success it missed would teach that a lifted cube earns nothing."""
     from robotrl.data import EpisodeRecorder, EpisodeStore
     from robotrl.runtime.actor import make_actor_env, record_episode
     from robotrl.tasks.experts import make_expert
 
     store = EpisodeStore(path, mode="a")
+    first = 1000 * (seed + 1)
     if store.n_episodes < n:
         env = make_actor_env(env_id, env_kwargs, "none", seed, classifier=classifier)
         expert, rec = make_expert(env), EpisodeRecorder(store)
-        for i in range(store.n_episodes, n):
-            record_episode(env, expert, rec, 1000 * (seed + 1) + i, "demo", env_id)
+        tried = max(m.seed for m in store.metas()) + 1 - first if store.n_episodes else 0
+        while store.n_episodes < n:
+            if tried >= max_tries * n:
+                raise RuntimeError(f"{path}: {store.n_episodes} of {n} demos succeeded in {tried} episodes of the "
+                                   f"scripted expert on {env_id}" + (f" judged by {classifier}" if classifier else ""))
+            record_episode(env, expert, rec, first + tried, "demo", env_id, keep_failures=False)
+            tried += 1
         env.close()
     return path
 

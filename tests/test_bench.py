@@ -88,3 +88,21 @@ def test_bench_ui_latency_measures_every_path_in_a_real_browser(tmp_path):
             assert cam["published"] > 0 and cam["drawn"] > 0 and cam["age_ms"]["p50"] > 0
     assert result["streaming_choice"]["choice"] in ("websocket_jpeg", "mjpeg")
     assert (tmp_path / "ui_latency.png").stat().st_size > 0
+
+
+def test_bench_demos_are_successes_and_a_set_that_cannot_fill_says_so(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import record_demos
+
+    from robotrl.data import EpisodeStore
+
+    # 1.5 s is as long as the scripted pick takes (15-16 steps): some seeds fail, and they must stay out.
+    short = {"episode_seconds": 1.5}
+    metas = EpisodeStore(record_demos(tmp_path / "demos.zarr", 6, 0, "robotrl/ArmPickCube-v0", short)).metas()
+    assert len(metas) == 6 and all(m.success for m in metas)
+    assert metas[-1].seed > 1005, "no seed failed: the episode is too long to test the filter"
+    # resumed: the kept demos stay and it goes on from the seed after the last
+    more = EpisodeStore(record_demos(tmp_path / "demos.zarr", 7, 0, "robotrl/ArmPickCube-v0", short)).metas()
+    assert more[:6] == metas and more[6].seed > metas[-1].seed and more[6].success
+    with pytest.raises(RuntimeError, match=r"0 of 2 demos succeeded in 6 episodes"):
+        record_demos(tmp_path / "none.zarr", 2, 0, "robotrl/ArmPickCube-v0", {"episode_seconds": 0.3})
