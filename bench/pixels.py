@@ -59,13 +59,16 @@ def pixel_task() -> dict:
     return read_yaml(config_path("arm_pick_cube_pixels", "tasks"))
 
 
-def encoder(work: Path, args: argparse.Namespace) -> Path:
-    """The frozen conv stack every pixel run loads: pretrained once on twin frames (no download)."""
-    path = work / "encoder.pt"
+def encoder(work: Path, args: argparse.Namespace, task_config: str | None = None) -> Path:
+    """The frozen conv stack every pixel run loads: pretrained once on twin frames (no download); with a
+    ``task_config`` (a configs/tasks/ name), on frames of the twin it sets up -- its randomization, for a run that
+    trains under it."""
+    path = work / (f"encoder_{task_config}.pt" if task_config else "encoder.pt")
     if not path.exists():
         subprocess.run([sys.executable, str(ROOT / "scripts" / "pretrain_encoder.py"), "--env", ENV_ID,
                         "--cameras", ",".join(CAMERAS), "--image-size", str(pixel_task()["observation"]["image_size"]),
-                        "--episodes", str(args.encoder_episodes), "--out", str(path)], check=True)
+                        "--episodes", str(args.encoder_episodes), "--out", str(path),
+                        *(["--task-config", task_config] if task_config else [])], check=True)
     return path
 
 
@@ -128,10 +131,11 @@ def classifier(work: Path, seed: int, args: argparse.Namespace, env_kwargs: dict
     return path, json.loads(report_path.read_text())
 
 
-def pixel_learner(args: argparse.Namespace) -> dict[str, Any]:
-    """The goal's learner overrides: sac_pick's UTD and discrete gripper, the frozen pretrained encoder whose conv
-    features the replay computes once per frame."""
-    return {"utd": args.utd, "discrete_gripper": True, "num_threads": 1, "pretrained_encoder": str(encoder(args.work, args)),
+def pixel_learner(args: argparse.Namespace, task_config: str | None = None) -> dict[str, Any]:
+    """The goal's learner overrides: sac_pick's UTD and discrete gripper, the frozen pretrained encoder (``encoder``)
+    whose conv features the replay computes once per frame."""
+    return {"utd": args.utd, "discrete_gripper": True, "num_threads": 1,
+            "pretrained_encoder": str(encoder(args.work, args, task_config)),
             "freeze_encoder": True, "cache_features": True}
 
 

@@ -4,7 +4,7 @@ classifier from the scripted operator's labels, 20 demos, SAC with the frozen pr
 the budget:
   randomized  configs/tasks/arm_pick_cube_pixels_randomized.yaml: the training randomization (masses, friction,
               damping, motor gains, lighting, cameras, colours) and one control step of latency; its labels,
-              classifier and demos are recorded under it too;
+              classifier and demos are recorded under it too, and its frozen encoder pretrained on its frames;
   nominal     configs/tasks/arm_pick_cube_pixels.yaml (or, with --nominal-run, a finished run of bench/pixels.py).
 Each is evaluated over 200 episodes (seeds 20000+i) on the nominal twin and on every held-out set of
 configs/heldout/arm_pick_cube.yaml, whose values lie outside the training ranges (masses x0.6-1.5, friction x0.5-1.5,
@@ -35,8 +35,10 @@ TRAINING = "arm_pick_cube_pixels_randomized"
 KEEP = 0.9  # the share of nominal success every held-out set must keep
 
 
-def policies(args: argparse.Namespace, learner: dict) -> dict[str, Path]:
-    """The two runs, trained to the budget (resumed where they stopped)."""
+def policies(args: argparse.Namespace) -> dict[str, Path]:
+    """The two runs, trained to the budget (resumed where they stopped). The randomized one's frozen encoder is
+    pretrained on frames of its own randomized twin (in ``--work``): one pretrained at nominal only ever saw one
+    lighting, one camera pose and one colour, and its classifier then never fired on the randomized twin."""
     from robotrl.config import config_path
 
     runs = {}
@@ -44,6 +46,8 @@ def policies(args: argparse.Namespace, learner: dict) -> dict[str, Path]:
         if name == "nominal" and args.nominal_run:
             runs[name] = Path(args.nominal_run)
             continue
+        learner = (pixel_learner(args, TRAINING) if name == "randomized"
+                   else pixel_learner(argparse.Namespace(**{**vars(args), "work": args.pixels_work})))
         work = args.work / f"{name}_seed0"
         learn(work, 0, args, {**task, "reward": "sparse"}, learner, with_classifier=True)
         runs[name] = work / "run"
@@ -118,14 +122,13 @@ def main() -> None:
     parser.add_argument("--nominal-run", help="a finished run of bench/pixels.py's goal (its seed 0) to reuse as the "
                         "nominal policy instead of training one")
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "sim_to_real", help="runs, labels, classifiers, "
-                        "demos (default: out/sim_to_real; the encoder: bench/pixels.py's --work)")
+                        "demos and the randomized run's encoder (default: out/sim_to_real)")
     parser.add_argument("--pixels-work", type=Path, default=ROOT / "out" / "pixels",
-                        help="where bench/pixels.py keeps the pretrained encoder (default: out/pixels)")
+                        help="where bench/pixels.py keeps the nominal pretrained encoder (default: out/pixels)")
     parser.add_argument("--name", default="sim_to_real")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_output_args(parser)
     args = parser.parse_args()
-    learner = pixel_learner(argparse.Namespace(**{**vars(args), "work": args.pixels_work}))  # its encoder is there
     from robotrl.tasks.heldout import heldout_sets
 
     sets = list(heldout_sets(ENV_ID)[1])
@@ -133,7 +136,7 @@ def main() -> None:
     folder = out_dir(args)
     path = folder / f"{args.name}.json"
     results = json.loads(path.read_text())["results"] if path.exists() else {}
-    runs = policies(args, learner)
+    runs = policies(args)
     for policy, run in runs.items():
         acting, cfg, envs = settings_of(run)
         for setting in settings:

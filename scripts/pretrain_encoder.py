@@ -34,13 +34,18 @@ import robotrl  # noqa: F401  (registers the envs)
 from robotrl.learners.networks import ConvEncoder, random_shift
 
 
-def twin_frames(env_id: str, cameras: list[str], image_size: int, episodes: int, noise: float, seed: int
-                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+def twin_frames(env_id: str, cameras: list[str], image_size: int, episodes: int, noise: float, seed: int,
+                task_config: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """(images by key, states by key, episode id per frame) from the scripted expert, each action perturbed with
-    probability ``noise`` by a uniform random one (frames off the expert's path too)."""
+    probability ``noise`` by a uniform random one (frames off the expert's path too), in the twin as ``task_config``
+    (a file or a configs/tasks/ name) sets it up: with its randomization, every episode's lighting, camera poses and
+    colours are drawn anew, and the encoder learns features that hold across them."""
+    from robotrl.config import config_path
     from robotrl.tasks.experts import make_expert
 
-    env = gym.make(env_id, observation={"cameras": cameras, "image_size": image_size})
+    config = {"config": config_path(task_config, "tasks")} if task_config else {}
+    # state None: every state the twin computes (the cube's pose too) as a target, whatever the config observes
+    env = gym.make(env_id, **config, observation={"cameras": cameras, "image_size": image_size, "state": None})
     expert = make_expert(env)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
@@ -106,6 +111,8 @@ def ridge_r2(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndar
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="robotrl/ArmPickCube-v0", help="twin env to render frames from (without --store)")
+    p.add_argument("--task-config", help="the twin's task config (a YAML file or a configs/tasks/ name), e.g. one "
+                   "with randomization: frames under what training will vary (without --store)")
     p.add_argument("--store", help="an episode store with camera frames (demos) instead of the twin")
     p.add_argument("--cameras", default="front,wrist")
     p.add_argument("--image-size", type=int, default=96)
@@ -129,8 +136,9 @@ def main() -> None:
         images, states, ids = store_frames(args.store, cameras)
         source = {"store": str(Path(args.store).resolve()), "episodes": int(ids.max()) + 1}
     else:
-        images, states, ids = twin_frames(args.env, cameras, args.image_size, args.episodes, args.noise, args.seed)
-        source = {"twin": args.env, "episodes": args.episodes, "policy": "scripted expert", "random_action_prob": args.noise,
+        images, states, ids = twin_frames(args.env, cameras, args.image_size, args.episodes, args.noise, args.seed,
+                                          args.task_config)
+        source = {"twin": args.env, "task_config": args.task_config, "episodes": args.episodes, "policy": "scripted expert", "random_action_prob": args.noise,
                   "seeds": [args.seed, args.seed + args.episodes - 1]}
     if not images:
         sys.exit("no camera frames: record with --cameras, or name cameras that exist")

@@ -419,3 +419,12 @@ def test_pretrain_encoder_script_writes_weights_sac_loads_frozen(tmp_path):
     assert all(torch.equal(conv.state_dict()[k], v) for k, v in weights.items())
     assert not any(p.requires_grad for p in conv.parameters()) and set(agent.replay_encoders()) == {"images/wrist"}
     env.close()
+    # frames under a task config (the randomized twin training will see); targets: every state the twin has, the
+    # cube's pose too, though that config observes proprioception only
+    subprocess.run([sys.executable, str(script), "--env", "robotrl/ArmPickCube-v0", "--task-config",
+                    "arm_pick_cube_pixels_randomized", "--cameras", "front", "--image-size", "32", "--channels", "8",
+                    "--episodes", "2", "--steps", "5", "--batch", "8", "--out", str(out)], check=True,
+                   capture_output=True, timeout=300)
+    provenance = json.loads(out.with_suffix(".pt.json").read_text())
+    assert provenance["data"]["task_config"] == "arm_pick_cube_pixels_randomized"
+    assert "state/cube_pos" in provenance["objective"]["targets"]
