@@ -29,7 +29,7 @@ from typing import Any
 import robotrl  # noqa: F401,I001  first: registers the envs and selects headless GL before mujoco loads
 
 from common import ROOT, add_output_args, out_dir, write_result
-from pixels import ENV_ID, RUN_SETTINGS, add_run_args, learn, pixel_learner, pixel_task
+from pixels import ENV_ID, RECIPE, RUN_SETTINGS, add_run_args, learn, pixel_learner, pixel_task
 
 TRAINING = "arm_pick_cube_pixels_randomized"
 KEEP = 0.9  # the share of nominal success every held-out set must keep
@@ -148,7 +148,7 @@ def main() -> None:
             plot(summary, folder / f"{args.name}.png", settings)
             write_result(folder, args.name, {
                 "env": ENV_ID, "training": TRAINING, "heldout": "configs/heldout/arm_pick_cube.yaml",
-                "settings": {**{k: getattr(args, k) for k in RUN_SETTINGS}, "episodes": args.episodes,
+                "settings": {**{k: getattr(args, k) for k in RUN_SETTINGS}, "recipe": RECIPE, "episodes": args.episodes,
                              "runs": {k: str(v) for k, v in runs.items()}},
                 "summary": summary, "goal": f"randomized keeps >= {KEEP:.0%} of its nominal success on every held-out set",
                 "goal_met": goal_met(summary, sets), "results": results,

@@ -13,6 +13,10 @@ the truth decides what a human would have seen, never what is written. What it w
   time, drawn per episode), with single frames occasionally missed (``miss_rate``, the key bounced). (Marking only
   the final run of a success taught the classifier that lifted cubes in failed episodes are failures: 46 of 50 of
   its false positives on held-out episodes were such frames, and precision stalled near 0.87.);
+- a run briefer than the reaction time (a cube up for a moment, then dropped) gets one mark, ``delay`` rows after it
+  began -- the key goes down when the success is already over and comes straight up. The frames of the run then lie
+  within the classifier's guard of that mark (``reaction_band``) and are left out, where unmarked they were negatives
+  that looked exactly like success: a few such frames among the calibration episodes pushed a threshold to 0.99998;
 - an episode in which the operator saw no success frame is labelled by its outcome only (every row a negative);
 - a budget: at most ``max_episodes`` episodes labelled and ``max_frames`` success frames marked in all; once the frame
   budget is spent a success gets its outcome only (the classifier then learns its final frame alone).
@@ -92,6 +96,11 @@ class ScriptedOperator:
         onset = seen & ~np.concatenate([[False], seen[:-1]])
         run_start = np.maximum.accumulate(np.where(onset, rows, 0))  # where the run a seen row belongs to began
         marks = seen & (rows - run_start >= delay) & ~missed
+        ends = np.flatnonzero(seen & ~np.append(seen[1:], False)) + 1
+        for start, end in zip(np.flatnonzero(onset), ends):
+            press = start + delay
+            if end <= press < len(seen) and not missed[press]:  # a run briefer than the reaction: one late mark
+                marks[press] = True
         return marks, delay if marks.any() else -1
 
     def label(self, store: EpisodeStore) -> LabelReport:

@@ -28,19 +28,39 @@ from robotrl.learners.networks import ObsEncoder, mlp
 
 class SuccessClassifier(nn.Module):
     """``encoder``: a pretrained conv stack (scripts/pretrain_encoder.py; HIL-SERL freezes a pretrained ResNet) kept
-    fixed, so training computes each frame's conv features once and fits only the projection and head."""
+    fixed, so training computes each frame's conv features once and fits only the projection and head.
+    ``members``: an ensemble (``train_classifier`` cross-fits one member per fold); its probability is the members'
+    mean, which one threshold, calibrated on every member's held-out fold, judges."""
 
-    def __init__(self, obs_space: gym.spaces.Dict, keys: list[str], hidden: int = 256, encoder: str | Path | None = None):
+    def __init__(self, obs_space: gym.spaces.Dict, keys: list[str], hidden: int = 256, encoder: str | Path | None = None,
+                 members: int = 1):
         super().__init__()
         self.keys = sorted(keys)
         self.obs_space = gym.spaces.Dict({k: obs_space[k] for k in self.keys})  # what save() records
-        self.encoder = ObsEncoder(self.obs_space, pretrained=encoder, freeze=encoder is not None)
-        self.head = nn.Sequential(mlp(self.encoder.out_dim, hidden, 1, layer_norm=True), nn.Linear(hidden, 1))
+        self.encoders = nn.ModuleList(ObsEncoder(self.obs_space, pretrained=encoder, freeze=encoder is not None)
+                                      for _ in range(members))
+        self.heads = nn.ModuleList(nn.Sequential(mlp(self.encoders[0].out_dim, hidden, 1, layer_norm=True), nn.Linear(hidden, 1))
+                                   for _ in range(members))
         self.threshold = 0.5
+        self.shared_convs = encoder is not None  # the frozen pretrained convs: the same in every member
+
+    @property
+    def encoder(self) -> ObsEncoder:
+        """The first member's encoder: with a frozen pretrained conv stack, every member's convs are the same."""
+        return self.encoders[0]
+
+    def member_logits(self, obs: dict[str, torch.Tensor], member: int) -> torch.Tensor:
+        """One member's success logits, shape (B,)."""
+        return self.heads[member](self.encoders[member]({k: obs[k] for k in self.keys})).squeeze(-1)
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Success logits, shape (B,)."""
-        return self.head(self.encoder({k: obs[k] for k in self.keys})).squeeze(-1)
+        """Success logits (B,): of the members' mean probability, in log space so confident frames keep apart."""
+        if len(self.heads) == 1:
+            return self.member_logits(obs, 0)
+        if self.shared_convs:  # each frame's conv features once, not once per member
+            obs = {**obs, **{k: f.cnn.features(obs[k]) for k, f in self.encoder.frame_features().items() if obs[k].dim() == 4}}
+        logits = torch.stack([self.member_logits(obs, m) for m in range(len(self.heads))])
+        return torch.logsumexp(nn.functional.logsigmoid(logits), 0) - torch.logsumexp(nn.functional.logsigmoid(-logits), 0)
 
     @torch.inference_mode()
     def probability(self, obs: dict[str, np.ndarray]) -> float:
@@ -56,7 +76,8 @@ class SuccessClassifier(nn.Module):
         """Weights, keys, observation shapes and threshold in one file; ``info``: provenance kept beside them
         (e.g. the store and the report), read back with ``torch.load(path)["info"]``."""
         obs_space = self.obs_space if obs_space is None else obs_space
-        torch.save({"keys": self.keys, "state_dict": self.state_dict(), "threshold": self.threshold,
+        torch.save({"keys": self.keys, "state_dict": self.state_dict(), "threshold": self.threshold, "members": len(self.heads),
+                    "shared_convs": self.shared_convs,
                     "spaces": {k: (tuple(obs_space[k].shape), str(obs_space[k].dtype)) for k in self.keys},
                     "info": info or {}}, path)
 
@@ -64,9 +85,11 @@ class SuccessClassifier(nn.Module):
     def load(cls, path: str | Path) -> "SuccessClassifier":
         blob = torch.load(path, map_location="cpu", weights_only=False)
         space = gym.spaces.Dict({k: _box(shape, dtype) for k, (shape, dtype) in blob["spaces"].items()})
-        model = cls(space, blob["keys"])
-        model.load_state_dict(blob["state_dict"])
-        model.threshold = float(blob["threshold"])
+        model = cls(space, blob["keys"], members=blob.get("members", 1))
+        # files from before ensembles: one member's encoder.* and head.*
+        model.load_state_dict({k if "members" in blob else k.replace("encoder.", "encoders.0.", 1).replace("head.", "heads.0.", 1): v
+                               for k, v in blob["state_dict"].items()})
+        model.threshold, model.shared_convs = float(blob["threshold"]), bool(blob.get("shared_convs", False))
         return model.eval()
 
 
@@ -94,6 +117,7 @@ class ClassifierReport:
     rounds: int = 1
     evaluated_on: str = "test"
     sources: tuple[str, ...] = LABEL_SOURCES
+    members: int = 1  # > 1: a cross-fitted ensemble (train and calibration episodes pooled into as many folds)
 
     def __str__(self) -> str:
         c = self.confusion
@@ -103,7 +127,9 @@ class ClassifierReport:
             f"{self.ambiguous} unmarked frames within the guard of a success mark left out: the operator's reaction time)",
             f"hard negatives (training frames scored positive that a label rejects) after each round: "
             f"{', '.join(map(str, self.hard_negatives))}; rounds {self.rounds}",
-            f"threshold {self.threshold:.3f} (calibrated for precision on the calibration episodes)",
+            f"threshold {self.threshold:.3f} (calibrated for precision on the calibration episodes"
+            + (f"; {self.members} members cross-fitted: train and calibration pooled, each member calibrated on the "
+               "fold it never trained on)" if self.members > 1 else ")"),
             f"held-out {self.evaluated_on} episodes ({self.n_val} frames): precision {self.val_precision:.3f} on "
             f"{c.get('tp', 0) + c.get('fp', 0)} predicted positives, recall {self.val_recall:.3f}, accuracy {self.val_accuracy:.3f}",
             "confusion (rows: label, columns: predicted)   success  not",
@@ -184,84 +210,126 @@ def reaction_band(labels: np.ndarray, episode: np.ndarray, guard: int) -> np.nda
     return near & ~pos
 
 
-def scores(model: SuccessClassifier, obs: dict[str, np.ndarray], idx: np.ndarray, batch: int = 512) -> np.ndarray:
-    """P(success) of frames ``idx``."""
+def scores(model: SuccessClassifier, obs: dict[str, np.ndarray], idx: np.ndarray, batch: int = 512,
+           member: int | None = None) -> np.ndarray:
+    """P(success) of frames ``idx``: the model's, or one ``member``'s of an ensemble."""
     model.eval()
     with torch.inference_mode():  # float64 probabilities: in float32 confident frames all tie at 1.0, and calibration
         # for precision then has no threshold between them
-        out = [torch.sigmoid(model({k: torch.as_tensor(v[idx[s : s + batch]]) for k, v in obs.items()}).double())
-               for s in range(0, len(idx), batch)]
+        out = []
+        for s in range(0, len(idx), batch):
+            x = {k: torch.as_tensor(v[idx[s : s + batch]]) for k, v in obs.items()}
+            out.append(torch.sigmoid((model(x) if member is None else model.member_logits(x, member)).double()))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def hard_negatives(model: SuccessClassifier, obs: dict[str, np.ndarray], labels: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The frames of ``idx`` the classifier scores positive (at its threshold) that a label rejects."""
+def hard_negatives(model: SuccessClassifier, obs: dict[str, np.ndarray], labels: np.ndarray, idx: np.ndarray,
+                   member: int | None = None, threshold: float | None = None) -> np.ndarray:
+    """The frames of ``idx`` the classifier (or one ``member`` at ``threshold``) scores positive that a label rejects."""
     neg = idx[labels[idx] < 0.5]
-    return neg[scores(model, obs, neg) >= model.threshold]
+    return neg[scores(model, obs, neg, member=member) >= (model.threshold if threshold is None else threshold)]
+
+
+def cross_folds(episodes: np.ndarray, has_success: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """``episodes`` into ``k`` folds, those with a success mark dealt out apart from those without (each fold gets
+    its share of both)."""
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    dealt = 0
+    for group in (episodes[has_success], episodes[~has_success]):
+        for e in rng.permutation(group):
+            folds[dealt % k].append(int(e))
+            dealt += 1
+    return [np.array(sorted(f), np.int64) for f in folds]
 
 
 def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, batch_size: int = 128, val_fraction: float = 0.4,
                      min_precision: float = 0.99, lr: float = 3e-4, seed: int = 0, progress: bool = True, rounds: int = 2,
                      hard_fraction: float = 0.25, sources: tuple[str, ...] = LABEL_SOURCES, guard: int = 5,
-                     encoder: str | Path | None = None) -> tuple[SuccessClassifier, ClassifierReport]:
+                     encoder: str | Path | None = None, members: int = 1) -> tuple[SuccessClassifier, ClassifierReport]:
     """Train on the operator's labels (``load_frames``): episodes split into train / calibration / test
     (``val_fraction`` held out, half each); ``steps`` updates, the threshold calibrated for ``min_precision`` on the
     calibration episodes; then each further round mines the training frames it scores positive that a label
     rejects (hard negatives) and trains ``steps`` more updates with ``hard_fraction`` of every batch drawn from them,
     and calibrates again. Precision, recall and the confusion are measured on the test episodes. The ``guard``
     rows beside a success mark that are unmarked are left out everywhere (``reaction_band``). With a pretrained
-    ``encoder`` (frozen), each frame's conv features are computed once and training fits projection and head only."""
+    ``encoder`` (frozen), each frame's conv features are computed once and training fits projection and head only.
+
+    ``members`` > 1 cross-fits an ensemble: the train and calibration episodes pooled and dealt into ``members``
+    folds, each member trained on all folds but one, and the threshold calibrated on every member's scores of its
+    own held-out fold together -- all non-test episodes calibrate, not a few: with a few, the threshold swings with
+    which episodes they are (one brief lift the operator was too slow to mark, scored as the success it looked like,
+    can push it to 0.99998 and halve the recall). The ensemble scores the members' mean probability."""
     obs, labels, episode = load_frames(store, keys, sources)
     split = split_labelled(episode, labels, val_fraction, seed)
     clear = ~reaction_band(labels, episode, guard)
-    tr = np.flatnonzero(np.isin(episode, split["train"]) & clear)
-    cal = np.flatnonzero(np.isin(episode, split["calibration"]) & clear)
-    test = np.flatnonzero(np.isin(episode, split["test"]) & clear)
-    evaluated_on = "test" if len(test) else "calibration"
-    if not len(test):
-        test = cal
-    if not len(cal):
-        cal = tr  # too few episodes to hold any out: calibrated on training frames (reported as such)
-        evaluated_on, test = "training", tr
-    pos = float(labels[tr].sum())
-    if pos == 0 or pos == len(tr):
-        raise ValueError(f"{store.path}: the training episodes' labels are all {'positive' if pos else 'negative'}; "
-                         "label both successes and failures (more episodes)")
+
+    def frames(eps: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(np.isin(episode, eps) & clear)
+
+    test = frames(split["test"])
+    evaluated_on = "test"
+    if members > 1:
+        pool = np.concatenate([split["train"], split["calibration"]])
+        if len(pool) < members:
+            raise ValueError(f"{store.path}: {len(pool)} labelled episodes outside the test split, fewer than the "
+                             f"{members} ensemble members (folds); label more episodes or use fewer members")
+        has_success = np.array([labels[episode == e].max() > 0.5 for e in pool])
+        folds = cross_folds(pool, has_success, members, seed)
+        parts = [(frames(np.setdiff1d(pool, fold)), frames(fold)) for fold in folds]
+    else:
+        tr, cal = frames(split["train"]), frames(split["calibration"])
+        if not len(test):
+            test, evaluated_on = cal, "calibration"
+        if not len(cal):
+            cal = tr  # too few episodes to hold any out: calibrated on training frames (reported as such)
+            evaluated_on, test = "training", tr
+        parts = [(tr, cal)]
     space = gym.spaces.Dict({k: _box(v.shape[1:], str(v.dtype)) for k, v in obs.items()})
     torch.manual_seed(seed)
-    model = SuccessClassifier(space, keys, encoder=encoder)
+    model = SuccessClassifier(space, keys, encoder=encoder, members=members)
     if encoder is not None:  # frozen convs: their features once per frame, what every update then reads
         obs = {**obs, **{k: f(obs[k]) for k, f in model.encoder.frame_features().items()}}
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(tr) - pos) / max(pos, 1.0)))  # class balance
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    mined: list[int] = []
-    hard = np.zeros(0, np.int64)
-    for r in range(rounds):
-        n_hard = int(round(hard_fraction * batch_size)) if len(hard) else 0
-        model.train()
-        for _ in tqdm(range(steps), desc=f"reward classifier, round {r + 1}/{rounds}", unit="step", disable=not progress):
-            idx = tr[rng.integers(0, len(tr), batch_size)]
-            if n_hard:  # HIL-SERL's hard negatives: the frames the last round wrongly called a success, oversampled
-                idx[:n_hard] = hard[rng.integers(0, len(hard), n_hard)]
-            batch = model.encoder.augment({k: torch.as_tensor(v[idx]) for k, v in obs.items()}, pad=4, generator=gen)
-            loss = loss_fn(model(batch), torch.as_tensor(labels[idx]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        model.threshold = calibrate_threshold(scores(model, obs, cal), labels[cal], min_precision)
-        hard = hard_negatives(model, obs, labels, tr)
-        mined.append(len(hard))
+    mined = np.zeros(rounds, np.int64)
+    held_scores, held_labels = [], []
+    for m, (tr, cal) in enumerate(parts):
+        pos = float(labels[tr].sum())
+        if pos == 0 or pos == len(tr):
+            raise ValueError(f"{store.path}: the training episodes' labels are all {'positive' if pos else 'negative'}; "
+                             "label both successes and failures (more episodes)")
+        opt = torch.optim.Adam([p for p in [*model.encoders[m].parameters(), *model.heads[m].parameters()] if p.requires_grad], lr=lr)
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(tr) - pos) / max(pos, 1.0)))  # class balance
+        rng = np.random.default_rng(seed if m == 0 else [seed, m])
+        gen = torch.Generator().manual_seed(seed + m)
+        hard = np.zeros(0, np.int64)
+        for r in range(rounds):
+            n_hard = int(round(hard_fraction * batch_size)) if len(hard) else 0
+            model.train()
+            desc = f"reward classifier{f', member {m + 1}/{members}' if members > 1 else ''}, round {r + 1}/{rounds}"
+            for _ in tqdm(range(steps), desc=desc, unit="step", disable=not progress):
+                idx = tr[rng.integers(0, len(tr), batch_size)]
+                if n_hard:  # HIL-SERL's hard negatives: the frames the last round wrongly called a success, oversampled
+                    idx[:n_hard] = hard[rng.integers(0, len(hard), n_hard)]
+                batch = model.encoders[m].augment({k: torch.as_tensor(v[idx]) for k, v in obs.items()}, pad=4, generator=gen)
+                loss = loss_fn(model.member_logits(batch, m), torch.as_tensor(labels[idx]))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            held = scores(model, obs, cal, member=m)
+            hard = hard_negatives(model, obs, labels, tr, m, calibrate_threshold(held, labels[cal], min_precision))
+            mined[r] += len(hard)
+        held_scores.append(held)
+        held_labels.append(labels[cal])
+    model.threshold = calibrate_threshold(np.concatenate(held_scores), np.concatenate(held_labels), min_precision)
     model.eval()
     pred, y = scores(model, obs, test) >= model.threshold, labels[test] > 0.5
     c = {"tp": int((pred & y).sum()), "fp": int((pred & ~y).sum()), "fn": int((~pred & y).sum()), "tn": int((~pred & ~y).sum())}
     report = ClassifierReport(
         threshold=model.threshold, val_accuracy=float((pred == y).mean()) if len(y) else float("nan"),
         val_precision=c["tp"] / max(c["tp"] + c["fp"], 1), val_recall=c["tp"] / max(c["tp"] + c["fn"], 1),
-        n_train=len(tr), n_val=len(test), positives=int(labels.sum()), confusion=c, ambiguous=int((~clear).sum()),
-        episodes={k: len(v) for k, v in split.items()}, split={k: v.tolist() for k, v in split.items()}, hard_negatives=mined, rounds=len(mined), evaluated_on=evaluated_on,
-        sources=tuple(sources),
+        n_train=len(parts[0][0]), n_val=len(test), positives=int(labels.sum()), confusion=c, ambiguous=int((~clear).sum()),
+        episodes={k: len(v) for k, v in split.items()}, split={k: v.tolist() for k, v in split.items()},
+        hard_negatives=mined.tolist(), rounds=rounds, evaluated_on=evaluated_on, sources=tuple(sources), members=members,
     )
     return model, report
 

@@ -6,6 +6,7 @@ import pytest
 from robotrl.cli import main
 from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
 from robotrl.labels import ScriptedOperator, parse_rows
+from robotrl.reward_classifier import reaction_band
 
 
 def synthetic_store(path, episodes=12, steps=20, image=0):
@@ -76,7 +77,13 @@ def test_the_operator_marks_every_run_of_success_it_sees_a_reaction_time_late():
     marks, delay = ScriptedOperator(delay=(1, 1), miss_rate=0.0).marks(seen, episode=0)
     assert delay == 1 and np.flatnonzero(marks).tolist() == [3, 4, 5, 9, 10, 11, 12]
     marks, delay = ScriptedOperator(delay=(5, 5), miss_rate=0.0).marks(seen, episode=0)
-    assert delay == -1 and not marks.any()  # every run shorter than the reaction time: nothing marked
+    # Every run briefer than the reaction time: the key goes down 5 rows after the first began, when it is over (one
+    # mark, whose guard sets the run's frames aside rather than teach them as failures); the second run's press
+    # would come after the episode ended.
+    assert delay == 5 and np.flatnonzero(marks).tolist() == [7]
+    episode = np.zeros(len(seen), np.int64)
+    assert np.flatnonzero(reaction_band(marks.astype(np.float32), episode, guard=5)).tolist() == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
+    assert not ScriptedOperator(delay=(5, 5), miss_rate=0.0).marks(np.zeros(13, bool), episode=0)[0].any()
 
 
 def test_scripted_operator_is_deterministic_and_keeps_a_frame_budget(tmp_path):

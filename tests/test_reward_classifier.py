@@ -10,8 +10,8 @@ from robotrl.data import EpisodeMeta, EpisodeRecorder, EpisodeStore
 from robotrl.labels import ScriptedOperator
 from robotrl.policies import Stateless
 from robotrl.tasks.experts import make_expert
-from robotrl.reward_classifier import (ClassifierReward, SuccessClassifier, calibrate_threshold, hard_negatives, load_frames,
-                                       reaction_band, scores, train_classifier)
+from robotrl.reward_classifier import (ClassifierReward, SuccessClassifier, calibrate_threshold, cross_folds, hard_negatives,
+                                       load_frames, reaction_band, scores, train_classifier)
 from test_labels import recorded_bytes, synthetic_store
 
 ENV = dict(observation={"cameras": ["front"], "image_size": 48}, terminate_on_success=False, episode_seconds=4.0)
@@ -166,6 +166,40 @@ def test_hard_negatives_are_mined_into_another_round(tmp_path):
     assert len(found) and (labels[found] == 0).all() and (scores(model, obs, found) >= model.threshold).all()
     c = report.confusion
     assert sum(c.values()) == report.n_val and report.val_precision == c["tp"] / max(c["tp"] + c["fp"], 1)
+
+
+def test_a_cross_fitted_ensemble_calibrates_on_every_fold_and_round_trips(tmp_path):
+    """members > 1: the train and calibration episodes dealt into folds, each member trained without its own fold,
+    the threshold calibrated on every member's scores of the fold it never saw; the ensemble saves and loads whole,
+    and a file from before ensembles (one encoder, one head) still loads."""
+    store = synthetic_store(tmp_path / "s.zarr", episodes=16)
+    ScriptedOperator(delay=(0, 0), miss_rate=0.0).label(store)
+    obs, labels, episode = load_frames(store, ["state/x"])
+    model, report = train_classifier(store, ["state/x"], steps=80, batch_size=32, rounds=1, progress=False, members=3)
+    assert report.members == 3 and len(model.heads) == 3 and "3 members cross-fitted" in str(report)
+    pool = np.array(report.split["train"] + report.split["calibration"])
+    has_success = np.array([labels[episode == e].max() > 0.5 for e in pool])
+    folds = cross_folds(pool, has_success, 3, 0)
+    assert sorted(np.concatenate(folds).tolist()) == sorted(pool.tolist()) and all(len(f) for f in folds)
+    held = [np.flatnonzero(np.isin(episode, f)) for f in folds]  # delay 0, no misses: no reaction band
+    pooled = np.concatenate([scores(model, obs, idx, member=m) for m, idx in enumerate(held)])
+    assert model.threshold == calibrate_threshold(pooled, np.concatenate([labels[idx] for idx in held]), 0.99)
+    assert report.val_precision == 1.0 and report.val_recall > 0.5
+    mean = np.mean([scores(model, obs, np.arange(len(labels)), member=m) for m in range(3)], 0)
+    np.testing.assert_allclose(scores(model, obs, np.arange(len(labels))), mean, rtol=1e-5)
+    model.save(tmp_path / "ens.pt")
+    loaded = SuccessClassifier.load(tmp_path / "ens.pt")
+    x = {"state/x": np.array([1.0, 0.0], np.float32)}
+    assert len(loaded.heads) == 3 and loaded.probability(x) == pytest.approx(model.probability(x))
+    single, _ = train_classifier(store, ["state/x"], steps=20, batch_size=32, rounds=1, progress=False)
+    single.save(tmp_path / "one.pt")
+    blob = torch.load(tmp_path / "one.pt", weights_only=False)
+    blob["state_dict"] = {k.replace("encoders.0.", "encoder.").replace("heads.0.", "head."): v for k, v in blob["state_dict"].items()}
+    del blob["members"], blob["shared_convs"]
+    torch.save(blob, tmp_path / "old.pt")
+    assert SuccessClassifier.load(tmp_path / "old.pt").probability(x) == pytest.approx(single.probability(x))
+    with pytest.raises(ValueError, match="fewer than the 20 ensemble members"):
+        train_classifier(store, ["state/x"], steps=1, progress=False, members=20)
 
 
 class Frames(gym.Env):
