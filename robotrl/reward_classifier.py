@@ -58,7 +58,8 @@ class SuccessClassifier(nn.Module):
         if len(self.heads) == 1:
             return self.member_logits(obs, 0)
         if self.shared_convs:  # each frame's conv features once, not once per member
-            obs = {**obs, **{k: f.cnn.features(obs[k]) for k, f in self.encoder.frame_features().items() if obs[k].dim() == 4}}
+            obs = {**obs, **{k: self.encoder.cnns[k.replace(".", "_")].features(obs[k]) for k in self.encoder.image_keys
+                             if obs[k].dim() == 4}}
         logits = torch.stack([self.member_logits(obs, m) for m in range(len(self.heads))])
         return torch.logsumexp(nn.functional.logsigmoid(logits), 0) - torch.logsumexp(nn.functional.logsigmoid(-logits), 0)
 
