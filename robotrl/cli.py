@@ -647,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    import signal
     import time
 
     from robotrl.runtime.actor import make_actor_env
@@ -688,6 +689,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
         from robotrl.ui.spacemouse import SpaceMouse, SpaceMouseFeed
 
         feed = SpaceMouseFeed(SpaceMouse(), session.console)
+    def stop(signum: int, frame) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C and SIGTERM stop cleanly even where SIGINT came ignored: a script's background job inherits SIG_IGN,
+    # and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     print(f"robotrl ui: {args.env} with policy {args.policy}, episodes into {store}")
     print(f"open {server.url}  (the token after # gives control; without it a page only watches)", flush=True)
     if args.host != "127.0.0.1":
@@ -723,7 +731,12 @@ def cmd_launch(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import faulthandler
+    import signal
+
     import gymnasium as gym
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack: what a hung process waits on
 
     from robotrl.config import ConfigError
     from robotrl.data import StoreError

@@ -373,6 +373,7 @@ def test_a_malformed_message_is_rejected_with_its_reason_and_never_forwarded(bro
 
 @pytest.mark.slow
 def test_robotrl_ui_serves_the_page_and_stops_on_ctrl_c(tmp_path):
+    """Ctrl-C stops it with exit code 0, even started with SIGINT ignored (as a script's background job is)."""
     import re
     import signal
     import subprocess
@@ -381,7 +382,7 @@ def test_robotrl_ui_serves_the_page_and_stops_on_ctrl_c(tmp_path):
 
     proc = subprocess.Popen([sys.executable, "-m", "robotrl.cli", "ui", "--env", "robotrl/ArmReach-v0", "--port", "0",
                              "--store", str(tmp_path / "ui.zarr")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as `cmd &` starts it
     try:
         lines = []
         while not (lines and lines[-1].startswith("open http")):
@@ -394,7 +395,13 @@ def test_robotrl_ui_serves_the_page_and_stops_on_ctrl_c(tmp_path):
         assert "E-STOP" in page and url.group(2) not in page  # the token is not in what the server sends
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # fail with every thread's stack: what the process waits on
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            proc.kill()
+            pytest.fail("robotrl ui did not stop within 60 s of SIGINT:\n" + proc.communicate()[0])
     assert proc.returncode == 0, out
     bad = subprocess.run([sys.executable, "-m", "robotrl.cli", "ui", "--env", "robotrl/ArmReach-v0", "--learn"],
                          capture_output=True, text=True)
