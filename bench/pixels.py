@@ -2,7 +2,8 @@
 reward from a classifier trained on a scripted operator's labels. Every input of the learner is one a robot has.
 
 Per goal seed, everything the robot's workflow makes is made again from that seed (in ``--work``, kept for resume):
-  1. labelled episodes: the scripted expert (clean, and with random actions mixed in) and random play, not ended on
+  1. labelled episodes: the scripted expert (clean, and with random actions mixed in), random play, and the operator
+     closing the gripper on nothing beside the cube and raising it as a lift would (``EmptyLift``), not ended on
      success, labelled by the scripted operator (``robotrl.labels.ScriptedOperator``: outcome, "success" held over the
      last frames a reaction time late, missed frames) -- never the twin's per-step truth;
   2. the reward classifier (``train_classifier`` on the frozen pretrained encoder's features: episode-wise split,
@@ -57,7 +58,8 @@ CALIBRATION_PRECISION = 0.995
 CLASSIFIER_MEMBERS = 4  # cross-fitted (train_classifier's members)
 # How a goal run's reward is made, kept in the result's settings: a result made another way is not resumed into it.
 RECIPE = {"classifier_members": CLASSIFIER_MEMBERS, "calibration_precision": CALIBRATION_PRECISION,
-          "demo_set": "successes by the run's judge", "operator": "a run briefer than the reaction: one late mark"}
+          "demo_set": "successes by the run's judge", "operator": "a run briefer than the reaction: one late mark",
+          "labelled": "fifths: expert, noisy expert, random x2, empty lift"}
 
 
 def pixel_task() -> dict:
@@ -80,10 +82,42 @@ def encoder(work: Path, args: argparse.Namespace, task_config: str | None = None
     return path
 
 
+class EmptyLift:
+    """An operator's deliberate negative: the gripper closed on nothing, brought down 5-10 cm beside the cube and
+    raised to the expert's lift height. Without such frames the classifier has never seen an empty raised gripper
+    labelled, and the policy finds it: goal runs were rewarded for closing the gripper and rising at the start.
+    A person at the robot teleoperates this in a minute; in the twin it sees where the cube is, as
+    ``TwinTeleoperator`` does."""
+
+    def __init__(self, env: Any, rng: Any):
+        from robotrl.tasks.experts import ArmExpert
+
+        self.twin, self.rng = env.unwrapped, rng
+        self.arm = ArmExpert(self.twin.task)
+        self.lift_to = self.twin.task.config.lift_height + 0.06
+
+    def reset(self) -> None:
+        import numpy as np
+
+        self.arm.reset()
+        cube = np.asarray(self.twin.object_positions()["cube"], float)
+        angle, r = self.rng.uniform(0, 2 * np.pi), self.rng.uniform(0.05, 0.10)
+        self.spot = cube + np.array([r * np.cos(angle), r * np.sin(angle), self.rng.uniform(-0.01, 0.04)])
+        self.down = False
+
+    def act(self, obs: dict, deterministic: bool = False) -> Any:
+        import numpy as np
+
+        ee = obs["state/ee_pos"]
+        self.down = self.down or np.linalg.norm(self.spot - ee) < 0.02
+        goal = np.array([*self.spot[:2], self.lift_to]) if self.down else self.spot
+        return np.append(self.arm.move(ee, goal - ee), -1.0).astype(np.float32)
+
+
 def labelled_episodes(path: Path, episodes: int, seed: int, env_kwargs: dict) -> Any:
-    """The frames an operator labels before learning starts: a quarter clean expert, a quarter expert with random
-    actions mixed in (some fail), half random play; none ends on success (the operator holds "success" over what
-    follows). Labelled by the scripted operator only."""
+    """The frames an operator labels before learning starts, in fifths: clean expert, expert with random actions mixed
+    in (some fail), random play (two fifths), an empty gripper raised (``EmptyLift``); none ends on success (the
+    operator holds "success" over what follows). Labelled by the scripted operator only."""
     import gymnasium as gym
     import numpy as np
 
@@ -95,20 +129,22 @@ def labelled_episodes(path: Path, episodes: int, seed: int, env_kwargs: dict) ->
     store = EpisodeStore(path, mode="a")
     if store.n_episodes < episodes:
         env = gym.make(ENV_ID, **{**env_kwargs, "terminate_on_success": False})
-        expert, rec, rng = make_expert(env), EpisodeRecorder(store), np.random.default_rng(seed)
+        rec, rng = EpisodeRecorder(store), np.random.default_rng(seed)
+        expert, empty_lift = make_expert(env), EmptyLift(env, rng)
         env.action_space.seed(seed)
         for i in range(store.n_episodes, episodes):
-            noise = (0.0, 0.3, 1.0, 1.0)[i % 4]
+            noise = (0.0, 0.3, 1.0, 1.0, 0.0)[i % 5]
+            operator = empty_lift if i % 5 == 4 else expert
             obs, _ = env.reset(seed=5000 * (seed + 1) + i)  # disjoint from demo and evaluation seeds
-            expert.reset()
+            operator.reset()
             rec.start(obs)
             done = False
             while not done:
-                action = env.action_space.sample() if rng.random() < noise else expert.act(obs)
+                action = env.action_space.sample() if rng.random() < noise else operator.act(obs)
                 obs, reward, terminated, truncated, info = env.step(action)
                 rec.step(action, reward, obs, terminated, **step_fields(info))
                 done = terminated or truncated
-            rec.finish(EpisodeMeta(source="demo" if noise == 0 else "online", task=ENV_ID, success=info["success"],
+            rec.finish(EpisodeMeta(source="demo" if i % 5 == 0 else "online", task=ENV_ID, success=info["success"],
                                    seed=5000 * (seed + 1) + i))
         env.close()
     report = ScriptedOperator(seed=seed).label(EpisodeStore(path, mode="label"))
@@ -296,7 +332,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=2000)
     parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--final-episodes", type=int, default=200)
-    parser.add_argument("--label-episodes", type=int, default=160, help="episodes the scripted operator labels (default: 160)")
+    parser.add_argument("--label-episodes", type=int, default=200, help="episodes the scripted operator labels (default: 200)")
     parser.add_argument("--classifier-steps", type=int, default=2000, help="classifier updates per round (default: 2000)")
     parser.add_argument("--encoder-episodes", type=int, default=30, help="twin episodes the encoder pretrains on (default: 30)")
 

@@ -106,3 +106,20 @@ def test_bench_demos_are_successes_and_a_set_that_cannot_fill_says_so(tmp_path):
     assert more[:6] == metas and more[6].seed > metas[-1].seed and more[6].success
     with pytest.raises(RuntimeError, match=r"0 of 2 demos succeeded in 6 episodes"):
         record_demos(tmp_path / "none.zarr", 2, 0, "robotrl/ArmPickCube-v0", {"episode_seconds": 0.3})
+
+
+def test_the_pixel_benchs_labels_hold_an_empty_raised_gripper_labelled_failure(tmp_path):
+    """Every fifth labelled episode is the operator's deliberate negative (bench/pixels.EmptyLift): the gripper closed
+    on nothing, raised to the expert's lift height beside a cube that stays on the table, and labelled a failure."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from pixels import labelled_episodes
+
+    from robotrl.data import EpisodeStore
+
+    labelled_episodes(tmp_path / "labelled.zarr", 5, 0, {"reward": "sparse"})
+    store = EpisodeStore(tmp_path / "labelled.zarr")
+    empty = store.episode(4, ["state.ee_pos", "state.gripper", "truth/success"])
+    assert empty["state.gripper"][-10:].max() < 0.1  # closed on nothing
+    assert empty["state.ee_pos"][-1, 2] > 0.1 and not empty["truth/success"].any()  # raised; the cube never lifted
+    assert store.judgements(4)["operator"].success is False
+    assert store.judgements(0)["operator"].success  # the clean expert's lift beside it is labelled a success
