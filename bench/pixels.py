@@ -59,7 +59,8 @@ CLASSIFIER_MEMBERS = 4  # cross-fitted (train_classifier's members)
 # How a goal run's reward is made, kept in the result's settings: a result made another way is not resumed into it.
 RECIPE = {"classifier_members": CLASSIFIER_MEMBERS, "calibration_precision": CALIBRATION_PRECISION,
           "demo_set": "successes by the run's judge", "operator": "a run briefer than the reaction: one late mark",
-          "labelled": "fifths: expert, noisy expert, random x2, empty lift"}
+          "labelled": "fifths: expert, noisy expert, random x2, empty lift",
+          "calibration_fallback": "best precision keeping half the recall"}
 
 
 def pixel_task() -> dict:

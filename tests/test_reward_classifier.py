@@ -100,6 +100,11 @@ def test_threshold_calibration_prefers_precision():
     probs = np.array([0.1, 0.2, 0.6, 0.7, 0.8, 0.9])
     labels = np.array([0, 0, 0, 1, 1, 1])
     assert calibrate_threshold(probs, labels, min_precision=1.0) == pytest.approx(0.7)
+    # Out of reach (the top frame is a negative, as an unmarked success is): the best precision keeping half the
+    # recall (0.75 at 0.6), not the best F1 (0.4, where a third of the predicted successes are wrong).
+    probs = np.array([0.1, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.99])
+    labels = np.array([0, 0, 1, 0, 1, 1, 1, 0])
+    assert calibrate_threshold(probs, labels, min_precision=0.99) == pytest.approx(0.6)
 
 
 def test_the_reaction_band_leaves_out_unmarked_frames_beside_marks():
