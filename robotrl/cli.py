@@ -736,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import gymnasium as gym
 
-    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack: what a hung process waits on
+    if sys.__stderr__ is not None:  # `kill -USR1 PID` prints every thread's stack: what a hung process waits on
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__)
 
     from robotrl.config import ConfigError
     from robotrl.data import StoreError
