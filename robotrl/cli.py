@@ -277,7 +277,8 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     keys = [f"images/{c}" for c in cameras]
     model, report = train_classifier(store, keys, steps=args.steps, batch_size=args.batch_size, val_fraction=args.held_out,
                                      min_precision=args.min_precision, seed=args.seed, progress=not args.quiet,
-                                     rounds=args.rounds, guard=args.guard, encoder=args.encoder, members=args.members)
+                                     rounds=args.rounds, guard=args.guard, encoder=args.encoder, members=args.members,
+                                     recall_slack=args.recall_slack)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out, info={"store": str(store.path), "keys": keys, "report": {**vars(report), "sources": list(report.sources)}})
@@ -528,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="classifier file to write, e.g. clf.pt")
     p.add_argument("--cameras", help="comma-separated cameras to classify, e.g. front,wrist (default: every camera in the store)")
     p.add_argument("--min-precision", type=float, default=0.99, help="calibrate the threshold for this precision (default: 0.99)")
+    p.add_argument("--recall-slack", type=float, default=0.0, help="raise the threshold above the lowest that reaches "
+                   "the precision while the calibration recall falls by at most this much, away from negatives that "
+                   "score like successes (bench/pixels.py: 0.005; default: 0)")
     p.add_argument("--steps", type=_positive, default=1000, help="updates per round (default: 1000)")
     p.add_argument("--rounds", type=_positive, default=2, help="training rounds; each after the first adds the hard "
                    "negatives mined by the one before (default: 2)")
@@ -540,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=_positive, default=1, help="more than 1: an ensemble cross-fitted over this many "
                    "folds of the train and calibration episodes, the threshold calibrated on all of them, each scored "
                    "by the member that never trained on it, so it does not swing with which few episodes calibrate "
-                   "(bench/pixels.py uses 4 on 160 labelled episodes; default: 1, one model calibrated on the "
+                   "(bench/pixels.py uses 4 on 200 labelled episodes; default: 1, one model calibrated on the "
                    "calibration episodes)")
     p.add_argument("--guard", type=int, default=5, help="unmarked rows this close to a success mark are left out: "
                    "the operator's reaction time (default: 5)")

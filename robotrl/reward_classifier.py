@@ -247,11 +247,12 @@ def cross_folds(episodes: np.ndarray, has_success: np.ndarray, k: int, seed: int
 def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, batch_size: int = 128, val_fraction: float = 0.4,
                      min_precision: float = 0.99, lr: float = 3e-4, seed: int = 0, progress: bool = True, rounds: int = 2,
                      hard_fraction: float = 0.25, sources: tuple[str, ...] = LABEL_SOURCES, guard: int = 5,
-                     encoder: str | Path | None = None, members: int = 1) -> tuple[SuccessClassifier, ClassifierReport]:
+                     encoder: str | Path | None = None, members: int = 1, recall_slack: float = 0.0
+                     ) -> tuple[SuccessClassifier, ClassifierReport]:
     """Train on the operator's labels (``load_frames``): episodes split into train / calibration / test
     (``val_fraction`` held out, half each); ``steps`` updates, the threshold calibrated for ``min_precision`` on the
-    calibration episodes; then each further round mines the training frames it scores positive that a label
-    rejects (hard negatives) and trains ``steps`` more updates with ``hard_fraction`` of every batch drawn from them,
+    calibration episodes (``calibrate_threshold``, with ``recall_slack``); then each further round mines the
+    training frames it scores positive that a label rejects (hard negatives) and trains ``steps`` more updates with ``hard_fraction`` of every batch drawn from them,
     and calibrates again. Precision, recall and the confusion are measured on the test episodes. The ``guard``
     rows beside a success mark that are unmarked are left out everywhere (``reaction_band``). With a pretrained
     ``encoder`` (frozen), each frame's conv features are computed once and training fits projection and head only.
@@ -317,11 +318,11 @@ def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, ba
                 loss.backward()
                 opt.step()
             held = scores(model, obs, cal, member=m)
-            hard = hard_negatives(model, obs, labels, tr, m, calibrate_threshold(held, labels[cal], min_precision))
+            hard = hard_negatives(model, obs, labels, tr, m, calibrate_threshold(held, labels[cal], min_precision, recall_slack))
             mined[r] += len(hard)
         held_scores.append(held)
         held_labels.append(labels[cal])
-    model.threshold = calibrate_threshold(np.concatenate(held_scores), np.concatenate(held_labels), min_precision)
+    model.threshold = calibrate_threshold(np.concatenate(held_scores), np.concatenate(held_labels), min_precision, recall_slack)
     model.eval()
     pred, y = scores(model, obs, test) >= model.threshold, labels[test] > 0.5
     c = {"tp": int((pred & y).sum()), "fp": int((pred & ~y).sum()), "fn": int((~pred & y).sum()), "tn": int((~pred & ~y).sum())}
@@ -335,23 +336,26 @@ def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, ba
     return model, report
 
 
-def calibrate_threshold(probs: np.ndarray, labels: np.ndarray, min_precision: float) -> float:
-    """The lowest threshold whose validation precision reaches ``min_precision`` (most recall at that precision). If
-    none does (labels noisier than the target allows: a success the operator never marked scores as the success it
-    looked like), the lowest threshold of the best precision that keeps half the recall -- precision first, not F1:
-    a reward that fires where it should not is what the policy learns to find."""
+def calibrate_threshold(probs: np.ndarray, labels: np.ndarray, min_precision: float, recall_slack: float = 0.0) -> float:
+    """The lowest threshold whose validation precision reaches ``min_precision`` (the most recall at that precision),
+    then raised as far as precision holds and recall falls by at most ``recall_slack``: where recall is flat the
+    threshold sits at the high end, away from negatives that score like successes -- a success the operator never
+    marked, or a pose no labelled frame showed. If no threshold reaches ``min_precision`` (labels noisier than the
+    target allows), the lowest one of the best precision that keeps half the recall -- precision first, not F1: a
+    reward that fires where it should not is what the policy learns to find."""
     y = labels > 0.5
-    candidates = np.unique(np.concatenate([probs, [0.5]]))
-    best, best_t = -1.0, 0.5
-    for t in candidates:
-        pred = probs >= t
-        tp = (pred & y).sum()
-        precision, recall = tp / max(pred.sum(), 1), tp / max(y.sum(), 1)
-        if pred.sum() and precision >= min_precision:
-            return float(t)
-        if recall >= 0.5 and precision > best:
-            best, best_t = precision, float(t)
-    return best_t
+    t = np.unique(np.concatenate([probs, [0.5]]))  # candidates, ascending
+    predicted = len(probs) - np.searchsorted(np.sort(probs), t, "left")
+    tp = y.sum() - np.searchsorted(np.sort(probs[y]), t, "left")
+    precision, recall = tp / np.maximum(predicted, 1), tp / max(y.sum(), 1)
+    reached = (predicted > 0) & (precision >= min_precision)
+    if reached.any():
+        lowest = np.argmax(reached)
+        return float(t[np.flatnonzero(reached & (recall >= recall[lowest] - recall_slack))[-1]])
+    half = recall >= 0.5
+    if not half.any():  # no labelled success to calibrate on: a probability's natural cut
+        return 0.5
+    return float(t[np.argmax(half & (precision == precision[half].max()))])
 
 
 class ClassifierReward(gym.Wrapper):

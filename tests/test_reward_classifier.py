@@ -105,6 +105,13 @@ def test_threshold_calibration_prefers_precision():
     probs = np.array([0.1, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.99])
     labels = np.array([0, 0, 1, 0, 1, 1, 1, 0])
     assert calibrate_threshold(probs, labels, min_precision=0.99) == pytest.approx(0.6)
+    # Recall flat above the lowest threshold that reaches the precision: with a slack, the threshold rises to where
+    # the recall would fall by more (one marginal success at 0.5 given up for a threshold at 0.9).
+    probs = np.concatenate([[0.4, 0.5], np.linspace(0.9, 1.0, 100)])
+    labels = np.array([0] + [1] * 101)
+    assert calibrate_threshold(probs, labels, min_precision=0.99) == pytest.approx(0.5)
+    assert calibrate_threshold(probs, labels, min_precision=0.99, recall_slack=0.01) == pytest.approx(0.9)
+    assert calibrate_threshold(np.array([0.1, 0.7]), np.array([0, 0]), min_precision=0.99) == 0.5  # nothing to calibrate on
 
 
 def test_the_reaction_band_leaves_out_unmarked_frames_beside_marks():
