@@ -693,6 +693,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         from robotrl.ui.spacemouse import SpaceMouse, SpaceMouseFeed
 
         feed = SpaceMouseFeed(SpaceMouse(), session.console)
+
     def stop(signum: int, frame) -> None:
         raise KeyboardInterrupt
 
