@@ -253,9 +253,10 @@ def train_classifier(store: EpisodeStore, keys: list[str], steps: int = 1000, ba
     (``val_fraction`` held out, half each); ``steps`` updates, the threshold calibrated for ``min_precision`` on the
     calibration episodes (``calibrate_threshold``, with ``recall_slack``); then each further round mines the
     training frames it scores positive that a label rejects (hard negatives) and trains ``steps`` more updates with
-    ``hard_fraction`` of every batch drawn from them, and calibrates again. Precision, recall and the confusion are measured on the test episodes. The ``guard``
-    rows beside a success mark that are unmarked are left out everywhere (``reaction_band``). With a pretrained
-    ``encoder`` (frozen), each frame's conv features are computed once and training fits projection and head only.
+    ``hard_fraction`` of every batch drawn from them, and calibrates again. Precision, recall and the confusion are
+    measured on the test episodes. The ``guard`` rows beside a success mark that are unmarked are left out everywhere
+    (``reaction_band``). With a pretrained ``encoder`` (frozen), each frame's conv features are computed once and
+    training fits projection and head only.
 
     ``members`` > 1 cross-fits an ensemble: the train and calibration episodes pooled and dealt into ``members``
     folds, each member trained on all folds but one, and the threshold calibrated on every member's scores of its
