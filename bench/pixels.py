@@ -96,11 +96,10 @@ class EmptyLift:
     ``TwinTeleoperator`` does."""
 
     def __init__(self, env: Any, rng: Any):
-        from robotrl.tasks.experts import ArmExpert
+        from robotrl.tasks.experts import PickCubeExpert
 
         self.twin, self.rng = env.unwrapped, rng
-        self.arm = ArmExpert(self.twin.task)
-        self.lift_to = self.twin.task.config.lift_height + 0.06
+        self.arm = PickCubeExpert(self.twin.task)  # its moves and its lift height, none of its grasping
 
     def reset(self) -> None:
         import numpy as np
@@ -116,7 +115,7 @@ class EmptyLift:
 
         ee = obs["state/ee_pos"]
         self.down = self.down or np.linalg.norm(self.spot - ee) < 0.02
-        goal = np.array([*self.spot[:2], self.lift_to]) if self.down else self.spot
+        goal = np.array([*self.spot[:2], self.arm.lift_to]) if self.down else self.spot
         return np.append(self.arm.move(ee, goal - ee), -1.0).astype(np.float32)
 
 
@@ -136,11 +135,12 @@ def labelled_episodes(path: Path, episodes: int, seed: int, env_kwargs: dict) ->
     if store.n_episodes < episodes:
         env = gym.make(ENV_ID, **{**env_kwargs, "terminate_on_success": False})
         rec, rng = EpisodeRecorder(store), np.random.default_rng(seed)
-        expert, empty_lift = make_expert(env), EmptyLift(env, rng)
+        expert = make_expert(env)
+        # (who acts, chance of a random action instead): clean expert, noisy expert, random play x2, empty lift
+        mix = ((expert, 0.0), (expert, 0.3), (expert, 1.0), (expert, 1.0), (EmptyLift(env, rng), 0.0))
         env.action_space.seed(seed)
         for i in range(store.n_episodes, episodes):
-            noise = (0.0, 0.3, 1.0, 1.0, 0.0)[i % 5]
-            operator = empty_lift if i % 5 == 4 else expert
+            operator, noise = mix[i % len(mix)]
             obs, _ = env.reset(seed=5000 * (seed + 1) + i)  # disjoint from demo and evaluation seeds
             operator.reset()
             rec.start(obs)
@@ -150,7 +150,7 @@ def labelled_episodes(path: Path, episodes: int, seed: int, env_kwargs: dict) ->
                 obs, reward, terminated, truncated, info = env.step(action)
                 rec.step(action, reward, obs, terminated, **step_fields(info))
                 done = terminated or truncated
-            rec.finish(EpisodeMeta(source="demo" if i % 5 == 0 else "online", task=ENV_ID, success=info["success"],
+            rec.finish(EpisodeMeta(source="demo" if operator is expert and noise == 0 else "online", task=ENV_ID, success=info["success"],
                                    seed=5000 * (seed + 1) + i))
         env.close()
     report = ScriptedOperator(seed=seed).label(EpisodeStore(path, mode="label"))
